@@ -1,0 +1,221 @@
+"""Duality-gap certificates, computed from a program and a solution alone.
+
+For the gated program the Fenchel dual is
+
+.. math::
+
+    \\max_{\\Theta}\\; -L^*(\\Theta) \\quad\\text{s.t.}\\quad \\mathbf 1^\\top\\Theta = 0,\\;
+    r^\\circ\\big(X_a^\\top D_k \\Theta\\big) \\le \\alpha \\;\\; \\forall k,
+
+and for the ReLU program the cone constraints add multipliers
+:math:`\\Lambda_j \\ge 0`: :math:`r^\\circ(\\pm X_a^\\top D_k\\Theta - X_a^\\top E_k
+\\Lambda_j) \\le \\alpha`. Any feasible :math:`(\\Theta, \\Lambda)` gives
+:math:`-L^*(\\Theta) \\le p^\\star \\le` primal, so ``gap = primal - dual`` bounds the
+suboptimality of the primal point. A dual point is made feasible by projecting
+:math:`\\Theta` for the intercept constraint (inside ``dom L*``) and scaling
+:math:`(\\Theta, \\Lambda)` down until every block satisfies its norm bound.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+from .programs import ConvexProgram
+
+__all__ = ["Certificate", "DualPoint", "dual_point_from_outputs", "certify"]
+
+
+@dataclass
+class DualPoint:
+    """A dual candidate: ``Theta`` (n_samples, n_outputs) and, for ReLU, cone
+    multipliers ``Lam`` (n_samples, 2P, n_outputs), both *before* feasibility scaling."""
+
+    Theta: np.ndarray
+    Lam: np.ndarray | None = None
+
+
+@dataclass
+class Certificate:
+    """What a fit proves about its network.
+
+    Attributes
+    ----------
+    primal : float
+        Objective ``J`` of the exported network (DESIGN.md §1). For a feasible convex
+        solution this equals the convex program's objective.
+    dual : float
+        A lower bound on the optimal value of the convex program over the patterns used.
+    gap : float
+        ``primal - dual``: no network representable by the program does better than
+        ``primal - gap``.
+    relative_gap : float
+        ``gap / primal``.
+    scope : str
+        ``"global"`` when the pattern set is complete, so the bound holds for every
+        two-layer network of any width (with this activation); ``"sampled"`` when it
+        holds only for networks whose activation patterns are among the sampled ones.
+    activation : str
+        ``"relu"`` or ``"gated_relu"``.
+    n_patterns : int
+        Number of activation patterns in the program.
+    tol : float
+        Requested relative gap.
+    cone_violation : float
+        Largest relative violation of the ReLU cone constraints by the solution
+        (0 for gated ReLU; the exported network is evaluated exactly either way).
+    """
+
+    primal: float
+    dual: float
+    gap: float
+    relative_gap: float
+    scope: str
+    activation: str
+    n_patterns: int
+    tol: float
+    cone_violation: float = 0.0
+
+    @property
+    def converged(self) -> bool:
+        """Whether ``relative_gap <= tol``."""
+        return bool(self.relative_gap <= self.tol)
+
+    @property
+    def certifies(self) -> str:
+        """One sentence saying what the numbers prove."""
+        kind = "ReLU" if self.activation == "relu" else "gated-ReLU"
+        if self.scope == "global":
+            what = (
+                f"every two-layer {kind} network of any width (this data's activation "
+                "patterns were enumerated completely)"
+            )
+        else:
+            what = (
+                f"every two-layer {kind} network whose hidden units use one of the "
+                f"{self.n_patterns} sampled activation patterns (not a global "
+                "certificate: other patterns were not searched)"
+            )
+        return (
+            f"The objective J = {self.primal:.6g} is within {self.gap:.3g} "
+            f"({self.relative_gap:.2e} relative) of the best achievable by {what}."
+        )
+
+    def __str__(self) -> str:
+        return (
+            f"primal {self.primal:.6g}, dual {self.dual:.6g}, gap {self.gap:.3g} "
+            f"(relative {self.relative_gap:.2e}, tol {self.tol:.0e}), scope {self.scope}"
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-JSON representation (floats, ints, strings)."""
+        return {k: (float(v) if isinstance(v, np.floating) else v) for k, v in asdict(self).items()}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Certificate:
+        """Inverse of :meth:`to_dict`."""
+        return cls(**d)
+
+
+def dual_point_from_outputs(program: ConvexProgram, Z: np.ndarray, Lam=None) -> DualPoint:
+    """The natural dual candidate at outputs ``Z``: :math:`\\Theta = \\nabla L(Z)`."""
+    _, grad = program.data_fit(Z)
+    return DualPoint(grad, Lam)
+
+
+def refine_multipliers(program: ConvexProgram, Theta: np.ndarray, Lam: np.ndarray) -> np.ndarray:
+    """Best cone multipliers for ``Theta`` on the blocks that violate the dual bound.
+
+    For each such block ``j`` (and output) solve the non-negative least-squares problem
+    :math:`\min_{\Lambda_j \ge 0} \lVert \pm X_a^\top D_k\Theta - X_a^\top E_k \Lambda_j
+    \rVert`, the smallest dual norm any multiplier achieves. Cost: one NNLS of size
+    ``(n_features + 1) x n_samples`` per violating block.
+    """
+    from scipy.optimize import nnls
+
+    op = program.operator
+    P = op.n_patterns
+    G = op.adjoint_combined(Theta, Lam)
+    norms = np.sqrt(np.einsum("kij,kij->kj", G, G))  # (2P, c)
+    Lam = Lam.copy()
+    Xa = op.gated.Xa
+    for j, col in zip(*np.nonzero(norms > program.alpha)):
+        k = j % P
+        sign = 1.0 if j < P else -1.0
+        target = sign * (Xa.T @ (op.gated._fmasks[:, k] * Theta[:, col]))
+        A = Xa.T * op._signs[:, k][None, :]  # Xa^T E_k, (p, n)
+        lam, _ = nnls(A, target, maxiter=50 * A.shape[1])
+        Lam[:, j, col] = lam
+    return Lam
+
+
+def dual_value(program: ConvexProgram, point: DualPoint, refine: bool = False) -> float:
+    """Feasible dual objective obtained from ``point`` (projection, then scaling).
+
+    With ``refine`` the ReLU program's cone multipliers are re-fitted to ``Theta`` by
+    :func:`refine_multipliers` where they fall short (exact, slower).
+    """
+    Theta = program.loss.project_dual(point.Theta, program.Y, program.sample_weight)
+    if program.has_cone:
+        Lam = point.Lam if point.Lam is not None else np.zeros(
+            (program.operator.n_samples, program.operator.n_blocks, program.n_outputs)
+        )
+        if refine:
+            Lam = refine_multipliers(program, Theta, Lam)
+        G = program.operator.adjoint_combined(Theta, Lam)
+    else:
+        G = program.operator.rmatvec(Theta)
+    worst = float(program.penalty.dual_norms(G).max(initial=0.0))
+    scale = 1.0 if worst <= program.alpha else program.alpha / worst
+    return program.dual_objective(scale * Theta)
+
+
+def certify(
+    program: ConvexProgram,
+    coef: np.ndarray,
+    intercept: np.ndarray,
+    dual_points: list[DualPoint] | DualPoint,
+    *,
+    activation: str,
+    tol: float,
+    primal: float | None = None,
+) -> Certificate:
+    """Build the certificate of a solution.
+
+    Parameters
+    ----------
+    program : ConvexProgram
+    coef, intercept : ndarray
+        The solution (for ReLU it must already be feasible: see
+        :meth:`ConvexProgram.make_feasible`).
+    dual_points : DualPoint or list of DualPoint
+        Candidates; the best (largest) feasible dual value is used, since every one
+        is a valid lower bound.
+    activation : str
+        Recorded in the certificate.
+    tol : float
+        The requested relative gap.
+    primal : float, optional
+        Objective of the exported network if already computed; otherwise the convex
+        objective of ``(coef, intercept)``.
+    """
+    if isinstance(dual_points, DualPoint):
+        dual_points = [dual_points]
+    if primal is None:
+        primal = program.objective(coef, intercept)
+    dual = max((dual_value(program, p) for p in dual_points), default=-np.inf)
+    gap = primal - dual
+    rel = gap / max(abs(primal), np.finfo(float).tiny)
+    return Certificate(
+        primal=float(primal),
+        dual=float(dual),
+        gap=float(gap),
+        relative_gap=float(rel),
+        scope="global" if program.complete else "sampled",
+        activation=activation,
+        n_patterns=int(program.operator.n_patterns),
+        tol=float(tol),
+        cone_violation=float(program.cone_violation(coef)),
+    )

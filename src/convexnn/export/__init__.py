@@ -1,0 +1,1 @@
+"""Exporters of :class:`convexnn.network.Network` to other frameworks."""

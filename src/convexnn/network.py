@@ -1,0 +1,95 @@
+"""The trained network as a plain value object (DESIGN.md §1 layout).
+
+.. math::
+
+    f(x) = \\sigma(x W_1 + b_1) W_2 + b_2
+
+with :math:`\\sigma = \\mathrm{ReLU}` or, for gated ReLU, :math:`\\sigma_j(h) =
+\\mathbb 1[x g_{1:d,j} + g_{d+1,j} > 0]\\, h` with a fixed gate per hidden unit.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .losses import Loss
+
+__all__ = ["Network"]
+
+
+@dataclass
+class Network:
+    """A two-layer network in scikit-learn's ``MLP`` layout.
+
+    Attributes
+    ----------
+    coefs : list of ndarray
+        ``[W1 (n_features, n_neurons), W2 (n_neurons, n_outputs)]``.
+    intercepts : list of ndarray
+        ``[b1 (n_neurons,), b2 (n_outputs,)]``.
+    activation : str
+        ``"relu"`` or ``"gated_relu"``.
+    gates : ndarray of shape (n_features + 1, n_neurons) or None
+        The gate of each hidden unit (gated ReLU only; last row is the bias).
+    """
+
+    coefs: list[np.ndarray]
+    intercepts: list[np.ndarray]
+    activation: str = "relu"
+    gates: np.ndarray | None = None
+
+    @property
+    def n_neurons(self) -> int:
+        """Hidden width."""
+        return self.coefs[0].shape[1]
+
+    def hidden(self, X: np.ndarray) -> np.ndarray:
+        """Hidden-layer activations, shape ``(n_samples, n_neurons)``."""
+        pre = X @ self.coefs[0] + self.intercepts[0]
+        if self.activation == "relu":
+            return np.maximum(pre, 0.0)
+        if self.activation == "gated_relu":
+            return ((X @ self.gates[:-1] + self.gates[-1]) > 0) * pre
+        raise ValueError(f"unknown activation {self.activation!r}")
+
+    def forward(self, X: np.ndarray) -> np.ndarray:
+        """Outputs, shape ``(n_samples, n_outputs)``."""
+        return self.hidden(X) @ self.coefs[1] + self.intercepts[1]
+
+    def weight_decay(self) -> float:
+        """:math:`\\tfrac12(\\lVert W_1\\rVert^2 + \\lVert b_1\\rVert^2 + \\lVert W_2\\rVert^2)`."""
+        W1, W2 = self.coefs
+        return 0.5 * float(np.vdot(W1, W1) + np.vdot(self.intercepts[0], self.intercepts[0]) + np.vdot(W2, W2))
+
+    def objective(self, X: np.ndarray, Y: np.ndarray, sample_weight: np.ndarray, loss: Loss, alpha: float) -> float:
+        """The training objective ``J`` of DESIGN.md §1 (weights sum to one)."""
+        return loss.value(self.forward(X), Y, sample_weight) + alpha * self.weight_decay()
+
+    @classmethod
+    def from_convex(cls, program, coef: np.ndarray, intercept: np.ndarray) -> Network:
+        """Read the network off a convex solution.
+
+        Each block factors into balanced neurons ``u a^T`` (see
+        :meth:`Penalty.neurons`); ReLU's ``w`` blocks give neurons with negated output
+        weights. For a feasible solution ``J`` of this network equals the convex
+        objective exactly.
+        """
+        U, A, block = program.penalty.neurons(coef)
+        P = program.gates.shape[1]
+        if program.has_cone:
+            A = np.where((block >= P)[:, None], -A, A)
+        pattern = block % P
+        return cls(
+            coefs=[U[:-1].copy(), A.copy()],
+            intercepts=[U[-1].copy(), np.asarray(intercept, dtype=float).copy()],
+            activation="relu" if program.has_cone else "gated_relu",
+            gates=None if program.has_cone else program.gates[:, pattern].copy(),
+        )
+
+    def to_torch(self, squeeze_output: bool = False, dtype=None):
+        """The same network as a ``torch.nn.Module`` (needs the ``torch`` extra)."""
+        from .export.torch import to_torch_module
+
+        return to_torch_module(self, squeeze_output=squeeze_output, dtype=dtype)

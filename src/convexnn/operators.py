@@ -1,0 +1,188 @@
+"""Operators: the only code that multiplies by data.
+
+:class:`GatedOperator` is the linear map of the gated-ReLU program,
+
+.. math::
+
+    \\mathcal A(V) = \\sum_{k=1}^{P} D_k X_a V_k, \\qquad
+    \\mathcal A^*(\\Theta)_k = X_a^\\top D_k \\Theta,
+
+with ``V`` of shape ``(P, d + 1, c)`` and ``Theta`` of shape ``(n, c)``.
+:class:`ConeOperator` is the ReLU program's map on ``2P`` blocks ``[v_1..v_P, w_1..w_P]``:
+:math:`\\sum_k D_k X_a (v_k - w_k)`, plus the cone constraints
+:math:`E_k X_a u \\ge 0` with :math:`E_k = 2D_k - I`.
+
+Rows are processed in chunks so that no array larger than
+``chunk_rows x P x c`` is formed; an ``n x P x d`` array never is.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .patterns import augment, masks_from_gates
+
+__all__ = ["GatedOperator", "ConeOperator"]
+
+# elements per temporary (chunk_rows * n_blocks * n_outputs); ~32 MB in float64
+_CHUNK_ELEMENTS = 4_000_000
+
+
+class GatedOperator:
+    """:math:`V \\mapsto \\sum_k D_k X_a V_k` and its adjoint.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, n_features)
+        Data (not augmented).
+    gates : ndarray of shape (n_features + 1, n_patterns)
+        Gates defining the masks :math:`D_k`.
+    """
+
+    def __init__(self, X: np.ndarray, gates: np.ndarray):
+        self.Xa = augment(np.asarray(X, dtype=float))
+        self.gates = np.asarray(gates, dtype=float)
+        self.masks = masks_from_gates(self.Xa[:, :-1], self.gates)  # bool (n, P)
+        self._fmasks = self.masks.astype(float)
+
+    @property
+    def n_samples(self) -> int:
+        """Number of rows ``n``."""
+        return self.Xa.shape[0]
+
+    @property
+    def n_inputs(self) -> int:
+        """``n_features + 1``."""
+        return self.Xa.shape[1]
+
+    @property
+    def n_patterns(self) -> int:
+        """Number of masks ``P``."""
+        return self.masks.shape[1]
+
+    n_blocks = n_patterns
+
+    def _chunks(self, width: int):
+        rows = max(1, _CHUNK_ELEMENTS // max(width, 1))
+        for start in range(0, self.n_samples, rows):
+            yield slice(start, min(start + rows, self.n_samples))
+
+    def matvec(self, V: np.ndarray) -> np.ndarray:
+        """:math:`\\sum_k D_k X_a V_k`, shape ``(n_samples, n_outputs)``."""
+        P, p, c = V.shape
+        W = V.transpose(1, 0, 2).reshape(p, P * c)
+        out = np.empty((self.n_samples, c))
+        for s in self._chunks(P * c):
+            H = (self.Xa[s] @ W).reshape(-1, P, c)
+            out[s] = np.einsum("npc,np->nc", H, self._fmasks[s])
+        return out
+
+    def rmatvec(self, Theta: np.ndarray) -> np.ndarray:
+        """:math:`(X_a^\\top D_k \\Theta)_k`, shape ``(n_patterns, n_inputs, n_outputs)``."""
+        n, c = Theta.shape
+        P = self.n_patterns
+        G = np.zeros((self.n_inputs, P * c))
+        for s in self._chunks(P * c):
+            T = (self._fmasks[s][:, :, None] * Theta[s][:, None, :]).reshape(-1, P * c)
+            G += self.Xa[s].T @ T
+        return G.reshape(self.n_inputs, P, c).transpose(1, 0, 2)
+
+    def norm_squared(self, w: np.ndarray, n_iter: int = 30, random_state=0) -> float:
+        """Power-iteration estimate of :math:`\\lambda_{max}(\\mathcal A^* W \\mathcal A)`.
+
+        ``w`` are sample weights; the estimate is inflated by 2 % because power
+        iteration approaches the top eigenvalue from below.
+        """
+        rng = np.random.default_rng(random_state)
+        V = rng.standard_normal((self.n_patterns, self.n_inputs, 1))
+        lam = 0.0
+        for _ in range(n_iter):
+            V /= np.linalg.norm(V)
+            V = self.rmatvec(w[:, None] * self.matvec(V))
+            lam = float(np.linalg.norm(V))
+        return 1.02 * lam
+
+
+class ConeOperator:
+    """The ReLU program's operator on ``2P`` blocks ``U = [v_1..v_P, w_1..w_P]``.
+
+    :math:`\\mathcal A(U) = \\sum_k D_k X_a (v_k - w_k)`; the cone constraints are
+    :math:`E_k X_a v_k \\ge 0` and :math:`E_k X_a w_k \\ge 0`.
+    """
+
+    def __init__(self, gated: GatedOperator):
+        self.gated = gated
+        self._signs = 2.0 * gated._fmasks - 1.0  # E_k diagonals, (n, P)
+
+    @property
+    def n_samples(self) -> int:
+        """Number of rows ``n``."""
+        return self.gated.n_samples
+
+    @property
+    def n_inputs(self) -> int:
+        """``n_features + 1``."""
+        return self.gated.n_inputs
+
+    @property
+    def n_patterns(self) -> int:
+        """Number of masks ``P`` (there are ``2P`` blocks)."""
+        return self.gated.n_patterns
+
+    @property
+    def n_blocks(self) -> int:
+        """``2P``: a positive and a negative neuron per pattern."""
+        return 2 * self.gated.n_patterns
+
+    @property
+    def masks(self) -> np.ndarray:
+        """Boolean masks, shape ``(n_samples, n_patterns)``."""
+        return self.gated.masks
+
+    def split(self, U: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(v, w)`` halves of ``U``."""
+        P = self.n_patterns
+        return U[:P], U[P:]
+
+    def matvec(self, U: np.ndarray) -> np.ndarray:
+        """:math:`\\sum_k D_k X_a (v_k - w_k)`."""
+        v, w = self.split(U)
+        return self.gated.matvec(v - w)
+
+    def rmatvec(self, Theta: np.ndarray) -> np.ndarray:
+        """Adjoint: ``[A*Theta, -A*Theta]`` on the ``2P`` blocks."""
+        G = self.gated.rmatvec(Theta)
+        return np.concatenate([G, -G])
+
+    def preactivations(self, U: np.ndarray) -> np.ndarray:
+        """:math:`X_a u_j` for every block, shape ``(n_samples, 2P, n_outputs)``."""
+        B, p, c = U.shape
+        return (self.gated.Xa @ U.transpose(1, 0, 2).reshape(p, B * c)).reshape(-1, B, c)
+
+    def signs(self) -> np.ndarray:
+        """Diagonals of :math:`E_k` for the ``2P`` blocks, shape ``(n_samples, 2P)``."""
+        return np.concatenate([self._signs, self._signs], axis=1)
+
+    def cone_values(self, U: np.ndarray) -> np.ndarray:
+        """:math:`E_k X_a u_j` (must be ``>= 0``), shape ``(n_samples, 2P, n_outputs)``."""
+        return self.preactivations(U) * self.signs()[:, :, None]
+
+    def forward_from_preactivations(self, H: np.ndarray) -> np.ndarray:
+        """:math:`\\mathcal A(U)` from ``H = preactivations(U)`` without a second product."""
+        P = self.n_patterns
+        return np.einsum("npc,np->nc", H[:, :P] - H[:, P:], self.gated._fmasks)
+
+    def adjoint_combined(self, Theta: np.ndarray, Lam: np.ndarray) -> np.ndarray:
+        """:math:`\\mathcal A^*(\\Theta) - (X_a^\\top E_j \\Lambda_j)_j` in one product.
+
+        ``Lam`` has shape ``(n_samples, 2P, n_outputs)`` (cone multipliers, scaled so
+        that the cone term of the Lagrangian is :math:`-\\sum_j\\langle\\Lambda_j,
+        E_j X_a u_j\\rangle`).
+        """
+        P = self.n_patterns
+        M = self.gated._fmasks[:, :, None]
+        T = np.concatenate([M * Theta[:, None, :], -M * Theta[:, None, :]], axis=1)
+        T -= self.signs()[:, :, None] * Lam
+        n, B, c = T.shape
+        G = self.gated.Xa.T @ T.reshape(n, B * c)
+        return G.reshape(self.n_inputs, B, c).transpose(1, 0, 2)

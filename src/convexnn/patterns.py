@@ -1,0 +1,193 @@
+"""Activation patterns: gates and the masks they induce on the training data.
+
+A gate :math:`g \\in \\mathbb R^{d+1}` (last entry: the bias coefficient) defines the
+mask :math:`D_g = \\operatorname{diag}(\\mathbb 1[X_a g > 0])` with :math:`X_a = [X, 1]`.
+A sampler looks at ``X`` and a ``random_state`` only and returns :class:`Patterns`.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+
+import numpy as np
+from sklearn.utils import check_random_state
+
+__all__ = [
+    "Patterns",
+    "PatternSampler",
+    "GaussianSampler",
+    "DataSampler",
+    "ExhaustiveSampler",
+    "FixedGates",
+    "augment",
+    "masks_from_gates",
+    "make_sampler",
+]
+
+
+def augment(X: np.ndarray) -> np.ndarray:
+    """Return ``Xa = [X, 1]``, shape ``(n_samples, n_features + 1)``."""
+    return np.hstack([X, np.ones((X.shape[0], 1), dtype=X.dtype)])
+
+
+def masks_from_gates(X: np.ndarray, gates: np.ndarray) -> np.ndarray:
+    """Boolean activation masks ``Xa @ gates > 0``, shape ``(n_samples, n_patterns)``."""
+    return (X @ gates[:-1] + gates[-1]) > 0
+
+
+@dataclass(frozen=True)
+class Patterns:
+    """Gates and whether they are provably all the patterns the data admits.
+
+    Attributes
+    ----------
+    gates : ndarray of shape (n_features + 1, n_patterns)
+        One gate per column; the last row is the bias coefficient.
+    complete : bool
+        True when every pattern :math:`\\mathbb 1[X_a g > 0]` (over all ``g``), except the
+        empty one, appears among the gates' masks. Only then does a duality gap certify
+        the non-convex network globally.
+    """
+
+    gates: np.ndarray
+    complete: bool = False
+
+    @property
+    def n_patterns(self) -> int:
+        """Number of gates."""
+        return self.gates.shape[1]
+
+
+def _unique_nonempty(X: np.ndarray, gates: np.ndarray) -> np.ndarray:
+    """Keep the first gate of each distinct, non-empty mask (keeps sampling order)."""
+    M = masks_from_gates(X, gates)
+    keep = M.any(axis=0)
+    packed = np.packbits(M, axis=0)
+    _, first = np.unique(packed, axis=1, return_index=True)
+    unique = np.zeros(gates.shape[1], dtype=bool)
+    unique[first] = True
+    return gates[:, np.flatnonzero(keep & unique)]
+
+
+class PatternSampler(ABC):
+    """Draws gates from ``X`` and a random state (nothing else)."""
+
+    @abstractmethod
+    def sample(self, X: np.ndarray, random_state=None) -> Patterns:
+        """Return :class:`Patterns` for the data ``X`` (n_samples, n_features)."""
+
+
+@dataclass
+class GaussianSampler(PatternSampler):
+    """Gates :math:`g \\sim N(0, I_{d+1})`, duplicate and empty masks removed.
+
+    The classical choice of the hidden-convexity papers; it is not scale-aware, so it
+    suits standardized features.
+    """
+
+    n_patterns: int = 100
+
+    def sample(self, X, random_state=None):
+        rng = check_random_state(random_state)
+        gates = rng.standard_normal((X.shape[1] + 1, self.n_patterns))
+        return Patterns(_unique_nonempty(X, gates))
+
+
+@dataclass
+class DataSampler(PatternSampler):
+    """Hyperplanes through the data: direction :math:`w_j \\sim N(0, 1/\\sigma_j^2)`,
+    offset so the hyperplane passes through a random point on the segment between two
+    random training points.
+
+    Every hyperplane cuts the data cloud whatever the features' scale or offset, so
+    no mask is trivially empty or full. Duplicate and empty masks are removed.
+    """
+
+    n_patterns: int = 100
+
+    def sample(self, X, random_state=None):
+        rng = check_random_state(random_state)
+        n, d = X.shape
+        scale = X.std(axis=0)
+        scale[~(scale > 0)] = 1.0
+        W = rng.standard_normal((d, self.n_patterns)) / scale[:, None]
+        i = rng.randint(n, size=self.n_patterns)
+        j = rng.randint(n, size=self.n_patterns)
+        t = rng.uniform(size=self.n_patterns)
+        proj = X @ W  # (n, P): project all points once
+        cols = np.arange(self.n_patterns)
+        threshold = t * proj[i, cols] + (1 - t) * proj[j, cols]
+        gates = np.vstack([W, -threshold[None, :]])
+        return Patterns(_unique_nonempty(X, gates))
+
+
+@dataclass
+class ExhaustiveSampler(PatternSampler):
+    """Every pattern of one-dimensional data (``n_features == 1``): the complete set.
+
+    For scalar inputs a hyperplane pattern is an upper set :math:`\\{x_i > t\\}` or a
+    lower set :math:`\\{x_i < t\\}` of the sorted data; thresholds midway between
+    consecutive distinct values enumerate all of them (plus the all-ones mask), at
+    most ``2 * n_unique`` patterns. With this set the certificate is global.
+    """
+
+    def sample(self, X, random_state=None):
+        if X.shape[1] != 1:
+            raise ValueError(
+                "sampler='exhaustive' enumerates every activation pattern and supports "
+                f"one feature only; X has {X.shape[1]} features. Use sampler='data' or "
+                "'gaussian' instead."
+            )
+        values = np.unique(X[:, 0])
+        mids = (values[:-1] + values[1:]) / 2
+        ones = np.ones_like(mids)
+        upper = np.vstack([ones, -mids])  # 1[x > t]
+        lower = np.vstack([-ones, mids])  # 1[x < t]
+        below_all = np.array([[1.0], [-(values[0] - 1.0)]])  # all ones
+        gates = np.hstack([below_all, upper, lower])
+        return Patterns(gates, complete=True)
+
+
+@dataclass
+class FixedGates(PatternSampler):
+    """Explicit gates given by the user, shape ``(n_features + 1, n_patterns)``; used as is."""
+
+    gates: np.ndarray
+
+    def sample(self, X, random_state=None):
+        gates = np.asarray(self.gates, dtype=float)
+        if gates.ndim != 2 or gates.shape[0] != X.shape[1] + 1 or gates.shape[1] < 1:
+            raise ValueError(
+                "explicit gates must have shape (n_features + 1, n_patterns) = "
+                f"({X.shape[1] + 1}, P) with P >= 1, the last row holding the bias; "
+                f"got shape {gates.shape}."
+            )
+        if not np.all(np.isfinite(gates)):
+            raise ValueError("explicit gates contain NaN or infinity.")
+        return Patterns(gates.copy())
+
+
+SAMPLERS = {"data": DataSampler, "gaussian": GaussianSampler}
+
+
+def make_sampler(spec, n_patterns: int) -> PatternSampler:
+    """Turn the estimators' ``sampler`` parameter into a :class:`PatternSampler`.
+
+    ``spec`` is a name (``"data"``, ``"gaussian"``, ``"exhaustive"``), a sampler object
+    or an array of explicit gates.
+    """
+    if isinstance(spec, str):
+        if spec == "exhaustive":
+            return ExhaustiveSampler()
+        if spec not in SAMPLERS:
+            raise ValueError(
+                f"unknown sampler {spec!r}; choose one of "
+                f"{sorted([*SAMPLERS, 'exhaustive'])}, a PatternSampler or a gate array."
+            )
+        return SAMPLERS[spec](n_patterns=n_patterns)
+    if isinstance(spec, PatternSampler):
+        return spec
+    if hasattr(spec, "sample") and callable(spec.sample):
+        return spec
+    return FixedGates(np.asarray(spec))

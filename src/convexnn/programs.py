@@ -1,0 +1,161 @@
+"""Convex programs: a loss, a penalty and an operator composed (DESIGN.md §1).
+
+Gated ReLU (unconstrained group lasso)::
+
+    min_{V, b}  L(sum_k D_k Xa V_k + b) + alpha * R(V)
+
+ReLU (cone-constrained group lasso) on blocks ``U = [v_1..v_P, w_1..w_P]``::
+
+    min_{U, b}  L(sum_k D_k Xa (v_k - w_k) + b) + alpha * R(U)
+    s.t.        E_k Xa v_k >= 0,  E_k Xa w_k >= 0
+
+``L`` is the weighted mean loss of :mod:`convexnn.losses` and ``b`` the free output
+intercept. Solvers see programs only; they never touch the data directly.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .losses import Loss
+from .operators import ConeOperator, GatedOperator
+from .penalties import Penalty
+
+__all__ = ["ConvexProgram"]
+
+
+@dataclass
+class ConvexProgram:
+    """A gated-ReLU or ReLU convex program.
+
+    Attributes
+    ----------
+    loss : Loss
+    penalty : Penalty
+    operator : GatedOperator or ConeOperator
+        A :class:`ConeOperator` makes this the cone-constrained ReLU program.
+    Y : ndarray of shape (n_samples, n_outputs)
+        Encoded targets.
+    sample_weight : ndarray of shape (n_samples,)
+        Non-negative weights summing to one.
+    alpha : float
+        Regularisation strength (DESIGN.md's ``alpha``).
+    complete : bool
+        Whether the operator's patterns are all the patterns of the data.
+    """
+
+    loss: Loss
+    penalty: Penalty
+    operator: GatedOperator | ConeOperator
+    Y: np.ndarray
+    sample_weight: np.ndarray
+    alpha: float
+    complete: bool = False
+
+    @property
+    def has_cone(self) -> bool:
+        """True for the cone-constrained ReLU program."""
+        return isinstance(self.operator, ConeOperator)
+
+    @property
+    def n_outputs(self) -> int:
+        """Number of outputs ``c``."""
+        return self.Y.shape[1]
+
+    @property
+    def coef_shape(self) -> tuple[int, int, int]:
+        """``(n_blocks, n_features + 1, n_outputs)``."""
+        return (self.operator.n_blocks, self.operator.n_inputs, self.n_outputs)
+
+    @property
+    def gates(self) -> np.ndarray:
+        """Gates, shape ``(n_features + 1, n_patterns)``."""
+        op = self.operator
+        return (op.gated if self.has_cone else op).gates
+
+    def zero_coef(self) -> np.ndarray:
+        """All-zero coefficients."""
+        return np.zeros(self.coef_shape)
+
+    def constant_intercept(self) -> np.ndarray:
+        """Intercept of the optimal constant model (the solution for large ``alpha``)."""
+        return self.loss.intercept_init(self.Y, self.sample_weight)
+
+    def predict(self, coef: np.ndarray, intercept: np.ndarray) -> np.ndarray:
+        """Network outputs :math:`\\mathcal A(V) + b`, shape ``(n_samples, n_outputs)``."""
+        return self.operator.matvec(coef) + intercept[None, :]
+
+    def data_fit(self, Z: np.ndarray) -> tuple[float, np.ndarray]:
+        """Loss value and gradient with respect to the outputs ``Z``."""
+        return self.loss.value_and_gradient(Z, self.Y, self.sample_weight)
+
+    def regularizer(self, coef: np.ndarray) -> float:
+        """:math:`\\alpha R(V)`."""
+        return self.alpha * self.penalty.value(coef)
+
+    def objective(self, coef: np.ndarray, intercept: np.ndarray) -> float:
+        """Primal objective (ignores the cone constraints: see :meth:`cone_violation`)."""
+        Z = self.predict(coef, intercept)
+        return self.loss.value(Z, self.Y, self.sample_weight) + self.regularizer(coef)
+
+    def dual_objective(self, Theta: np.ndarray) -> float:
+        """:math:`-L^*(\\Theta)`, a lower bound on the optimum for dual-feasible ``Theta``."""
+        return -self.loss.conjugate(Theta, self.Y, self.sample_weight)
+
+    def alpha_max(self) -> float:
+        """Smallest ``alpha`` for which the gated program's solution is ``V = 0``.
+
+        The zero solution (with the constant model's intercept) is optimal iff
+        :math:`r^\\circ(X_a^\\top D_k \\nabla L(b_0)) \\le \\alpha` for every block. For the
+        ReLU program this is an upper bound (its cone makes ``V = 0`` optimal sooner).
+        """
+        Z = np.broadcast_to(self.constant_intercept(), self.Y.shape)
+        _, grad = self.data_fit(np.array(Z))
+        op = self.operator.gated if self.has_cone else self.operator
+        return float(self.penalty.dual_norms(op.rmatvec(grad)).max())
+
+    # -- the cone ------------------------------------------------------------------
+    def cone_violation(self, coef: np.ndarray) -> float:
+        """Largest violation :math:`\\max(0, -\\min E_k X_a u)`, relative to ``|X_a u|``.
+
+        Zero for the gated program.
+        """
+        if not self.has_cone:
+            return 0.0
+        H = self.operator.preactivations(coef)
+        C = H * self.operator.signs()[:, :, None]
+        scale = max(float(np.abs(H).max(initial=0.0)), np.finfo(float).tiny)
+        return float(max(0.0, -C.min(initial=0.0)) / scale)
+
+    def make_feasible(self, coef: np.ndarray) -> np.ndarray:
+        """Return the nearest coefficients that satisfy the cone constraints.
+
+        Every block ``u`` (and output column) that violates :math:`E_k X_a u \\ge 0` is
+        replaced by its Euclidean projection onto the polyhedral cone, computed from
+        the projection's dual, a non-negative least-squares problem
+        :math:`\\min_{\\mu \\ge 0} \\lVert (E_k X_a)^\\top \\mu + u \\rVert`, with
+        :math:`u' = u + (E_k X_a)^\\top\\mu`. Solvers converge to feasible points, so
+        only a few blocks with rounding-level violations are touched; the objective
+        of the result is evaluated exactly, never assumed.
+        """
+        if not self.has_cone:
+            return coef
+        from scipy.optimize import nnls
+
+        op = self.operator
+        P = op.n_patterns
+        H = op.preactivations(coef)
+        C = H * op.signs()[:, :, None]  # (n, 2P, c)
+        scale = np.abs(H).max(axis=0)  # (2P, c)
+        out = coef.copy()
+        for j, col in zip(*np.nonzero((C < 0).any(axis=0))):
+            G = op._signs[:, j % P, None] * op.gated.Xa  # rows E_k Xa, (n, p)
+            u = coef[j, :, col]
+            if -C[:, j, col].min() <= 1e-13 * scale[j, col]:
+                # rounding-level: scale the offending direction away exactly
+                pass
+            mu, _ = nnls(G.T, -u, maxiter=50 * G.shape[0])
+            out[j, :, col] = u + G.T @ mu
+        return out

@@ -1,0 +1,163 @@
+"""Augmented Lagrangian method for the cone-constrained ReLU program.
+
+The cone constraints :math:`\\kappa E_j X_a u_j \\ge 0` (``kappa = 1/sqrt(n)`` puts
+them on the scale of the mean loss) are moved into the objective,
+
+.. math::
+
+    \\min_{U,b}\\; L(\\mathcal A U + b) + \\alpha R(U)
+        + \\frac{1}{2\\rho}\\sum_j \\big\\lVert (\\lambda_j - \\rho\\kappa E_j X_a u_j)_+ \\big\\rVert^2,
+
+each subproblem is solved approximately by the shared FISTA loop (warm-started), and
+the multipliers are updated by :math:`\\lambda_j \\leftarrow (\\lambda_j - \\rho\\kappa
+E_j X_a u_j)_+`. Those multipliers are exactly the cone multipliers the certificate
+needs (:math:`\\Lambda = \\kappa\\lambda`). After every outer update the iterate is
+made feasible by :meth:`ConvexProgram.make_feasible` (same predictions), so the primal
+value reported is always that of a real ReLU network.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..certificates import DualPoint, dual_point_from_outputs, dual_value
+from ..programs import ConvexProgram
+from ._fista import Composite, fista, init_state
+from .base import History, ProgressPrinter, Solution, Solver
+
+__all__ = ["AugmentedLagrangian"]
+
+
+class AugmentedLagrangian(Solver):
+    """Augmented Lagrangian with FISTA inner solves and duality-gap stopping.
+
+    Parameters
+    ----------
+    rho : float or None, default=None
+        Initial penalty parameter; ``None`` balances the constraint term's curvature
+        with the loss's. Doubled whenever an outer step fails to halve the violation.
+    inner_max_iter : int, default=50
+        Cap on FISTA iterations per outer update.
+    """
+
+    name = "augmented_lagrangian"
+    handles_gated = False
+    handles_cone = True
+
+    def __init__(self, rho: float | None = None, inner_max_iter: int = 500, inner_decay: float = 0.5, rho_growth: bool = True):
+        self.rho = rho
+        self.inner_max_iter = inner_max_iter
+        self.inner_decay = inner_decay
+        self.rho_growth = rho_growth
+
+    def solve(self, program: ConvexProgram, *, tol, max_iter, init=None, verbose=0):
+        self.check(program)
+        op = program.operator
+        n, B, c = op.n_samples, op.n_blocks, program.n_outputs
+        P = op.n_patterns
+        kappa = 1.0 / np.sqrt(n)
+        signs = op.signs()[:, :, None]
+        fmask = op.gated._fmasks[:, :, None]
+        Xa = op.gated.Xa
+        shape = program.coef_shape
+        size = int(np.prod(shape))
+        hsize = n * B * c
+        state_vars = {"lam": np.zeros((n, B, c)), "rho": 1.0, "loss": 0.0}
+
+        def unpack(x):
+            return x[:size].reshape(shape), x[size:]
+
+        def forward(x):
+            coef, b = unpack(x)
+            return np.concatenate([op.preactivations(coef).ravel(), b])
+
+        def smooth(aux):
+            H, b = aux[:hsize].reshape(n, B, c), aux[hsize:]
+            Z = op.forward_from_preactivations(H) + b
+            loss, dZ = program.data_fit(Z)
+            lam, rho = state_vars["lam"], state_vars["rho"]
+            R = np.maximum(lam - rho * kappa * (H * signs), 0.0)
+            state_vars["loss"] = loss
+            value = loss + float(np.vdot(R, R)) / (2 * rho)
+            dH = np.concatenate([fmask * dZ[:, None, :], -fmask * dZ[:, None, :]], axis=1)
+            dH -= kappa * signs * R
+            return value, np.concatenate([dH.ravel(), dZ.sum(axis=0)])
+
+        def adjoint(daux):
+            dH, db = daux[:hsize].reshape(n, B * c), daux[hsize:]
+            G = (Xa.T @ dH).reshape(-1, B, c).transpose(1, 0, 2)
+            return np.concatenate([G.ravel(), db])
+
+        def prox(x, step):
+            coef, b = unpack(x)
+            return np.concatenate([program.penalty.prox(coef, step * program.alpha).ravel(), b])
+
+        def nonsmooth(x):
+            return program.regularizer(unpack(x)[0])
+
+        problem = Composite(forward, smooth, adjoint, prox, nonsmooth)
+
+        # scale: data curvature ~ l_s * |A|_w^2, cone-term curvature ~ rho |Xa|^2 / n
+        data_curv = program.loss.smoothness * (op.gated.norm_squared(program.sample_weight, 8) + 1)
+        cone_curv = float(np.linalg.eigvalsh(Xa.T @ Xa / n)[-1])
+        state_vars["rho"] = self.rho if self.rho is not None else data_curv / cone_curv
+        step = 1.0 / (data_curv + state_vars["rho"] * cone_curv)
+
+        if init is None:
+            x = np.concatenate([np.zeros(size), program.constant_intercept()])
+        else:
+            x = np.concatenate([init[0].ravel(), init[1]])
+
+        history = History()
+        curve: list[float] = []
+        progress = ProgressPrinter(verbose, self.name)
+        best = {"dual": -np.inf, "point": None, "primal": np.inf, "coef": None, "b": None}
+
+        def certify_iterate(it, coef, b, lam) -> float:
+            feasible = program.make_feasible(coef)
+            primal = program.objective(feasible, b)
+            if primal < best["primal"]:
+                best.update(primal=primal, coef=feasible, b=b.copy())
+            Z = program.predict(coef, b)
+            point = dual_point_from_outputs(program, Z, kappa * lam)
+            d = dual_value(program, point)
+            if d > best["dual"]:
+                best.update(dual=d, point=point)
+            history.record(it, progress.elapsed(), best["primal"], best["dual"])
+            progress(it, best["primal"], best["dual"])
+            return (best["primal"] - best["dual"]) / max(abs(best["primal"]), 1e-300)
+
+        def inner_stop(it, s) -> bool:
+            curve.append(state_vars["loss"] + problem.nonsmooth(s.x))
+            return s.grad_map_norm <= inner_tol["value"]
+
+        inner_tol = {"value": np.inf}
+        coef, b = unpack(x)
+        total = 0
+        rel = certify_iterate(0, coef, b, state_vars["lam"])
+        violation_prev = np.inf
+        while rel > tol and total < max_iter:
+            # the subproblem changed with lam and rho: restart momentum from x
+            state = init_state(problem, x, step)
+            state, k = fista(problem, state, min(self.inner_max_iter, max_iter - total), inner_stop)
+            total += k
+            x, step = state.x, state.step
+            coef, b = unpack(x)
+            H = state.aux[:hsize].reshape(n, B, c)
+            C = kappa * H * signs
+            lam = np.maximum(state_vars["lam"] - state_vars["rho"] * C, 0.0)
+            state_vars["lam"] = lam
+            violation = float(np.linalg.norm(np.minimum(C, 0.0)))
+            # tighten the inner accuracy as the outer loop converges
+            if inner_tol["value"] == np.inf:
+                inner_tol["value"] = 0.1 * state.grad_map_norm
+            inner_tol["value"] *= self.inner_decay
+            rel = certify_iterate(total, coef, b, lam)
+            if verbose > 1:
+                print(f"  rho {state_vars['rho']:.3g} violation {violation:.3g} inner {k} step {step:.3g} gm {state.grad_map_norm:.3g} obj {program.objective(coef, b):.8f}")
+            if violation > 0.5 * violation_prev and k < self.inner_max_iter and self.rho_growth:
+                state_vars["rho"] *= 2.0
+            violation_prev = violation
+
+        points: list[DualPoint] = [best["point"]] if best["point"] is not None else []
+        return Solution(best["coef"], best["b"], points, total, curve, history)
