@@ -25,7 +25,14 @@ import numpy as np
 
 from .programs import ConvexProgram
 
-__all__ = ["Certificate", "DualPoint", "dual_point_from_outputs", "certify"]
+__all__ = [
+    "Certificate",
+    "DualPoint",
+    "certify",
+    "dual_point_from_outputs",
+    "dual_value",
+    "refine_multipliers",
+]
 
 
 @dataclass
@@ -181,6 +188,7 @@ def certify(
     activation: str,
     tol: float,
     primal: float | None = None,
+    refine: bool = False,
 ) -> Certificate:
     """Build the certificate of a solution.
 
@@ -200,12 +208,14 @@ def certify(
     primal : float, optional
         Objective of the exported network if already computed; otherwise the convex
         objective of ``(coef, intercept)``.
+    refine : bool, default=False
+        Re-fit the ReLU cone multipliers exactly (see :func:`refine_multipliers`).
     """
     if isinstance(dual_points, DualPoint):
         dual_points = [dual_points]
     if primal is None:
         primal = program.objective(coef, intercept)
-    dual = max((dual_value(program, p) for p in dual_points), default=-np.inf)
+    dual = max((dual_value(program, p, refine) for p in dual_points), default=-np.inf)
     gap = primal - dual
     rel = gap / max(abs(primal), np.finfo(float).tiny)
     return Certificate(

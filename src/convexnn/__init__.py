@@ -1,0 +1,22 @@
+"""convexnn: neural networks trained to a certified global optimum by convex optimization.
+
+Two-layer ReLU networks with weight decay are exactly convex programs (a group lasso
+over activation patterns, with cone constraints for ReLU). convexnn solves them and
+reports a duality-gap certificate with every fit. See DESIGN.md and the README.
+"""
+
+from ._version import __version__
+from .certificates import Certificate
+from .estimators import ConvexMLPClassifier, ConvexMLPRegressor
+from .io import load, save
+from .network import Network
+
+__all__ = [
+    "Certificate",
+    "ConvexMLPClassifier",
+    "ConvexMLPRegressor",
+    "Network",
+    "__version__",
+    "load",
+    "save",
+]

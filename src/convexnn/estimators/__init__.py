@@ -1,0 +1,5 @@
+"""scikit-learn estimators: the only scikit-learn-aware layer."""
+
+from .mlp import ConvexMLPClassifier, ConvexMLPRegressor
+
+__all__ = ["ConvexMLPClassifier", "ConvexMLPRegressor"]

@@ -1,0 +1,216 @@
+"""Shared fitting logic of the ConvexMLP estimators (the scikit-learn-aware layer)."""
+
+from __future__ import annotations
+
+import warnings
+from numbers import Integral, Real
+
+import numpy as np
+from sklearn.base import BaseEstimator
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
+from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
+
+from ..certificates import certify
+from ..losses import Loss
+from ..network import Network
+from ..operators import ConeOperator, GatedOperator
+from ..patterns import Patterns, make_sampler, masks_from_gates
+from ..penalties import ColumnGroupL2, NuclearNorm
+from ..programs import ConvexProgram
+from ..solvers import make_solver
+
+__all__ = ["BaseConvexMLP"]
+
+
+class BaseConvexMLP(BaseEstimator):
+    """Two-layer ReLU / gated-ReLU network fitted by solving its convex reformulation.
+
+    Subclasses supply the loss and the target encoding.
+    """
+
+    _parameter_constraints: dict = {
+        "activation": [StrOptions({"relu", "gated_relu"})],
+        "alpha": [Interval(Real, 0, None, closed="neither")],
+        "n_patterns": [Interval(Integral, 1, None, closed="left")],
+        "sampler": [
+            StrOptions({"data", "gaussian", "exhaustive"}),
+            HasMethods(["sample"]),
+            "array-like",
+        ],
+        "solver": [
+            StrOptions({"auto", "fista", "augmented_lagrangian", "cvxpy"}),
+            HasMethods(["solve"]),
+        ],
+        "tol": [Interval(Real, 0, None, closed="neither")],
+        "max_iter": [Interval(Integral, 1, None, closed="left")],
+        "warm_start": ["boolean"],
+        "random_state": ["random_state"],
+        "verbose": ["verbose"],
+    }
+
+    def __init__(
+        self,
+        activation: str = "relu",
+        *,
+        alpha: float = 1e-3,
+        n_patterns: int = 100,
+        sampler="data",
+        solver="auto",
+        tol: float = 1e-4,
+        max_iter: int = 10000,
+        warm_start: bool = False,
+        random_state=None,
+        verbose: int = 0,
+    ):
+        self.activation = activation
+        self.alpha = alpha
+        self.n_patterns = n_patterns
+        self.sampler = sampler
+        self.solver = solver
+        self.tol = tol
+        self.max_iter = max_iter
+        self.warm_start = warm_start
+        self.random_state = random_state
+        self.verbose = verbose
+
+    # -- subclass hooks --------------------------------------------------------------
+    def _loss(self, n_outputs: int) -> Loss:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _encode_targets(self, y) -> np.ndarray:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    # -- fitting -----------------------------------------------------------------------
+    def _fit(self, X, y, sample_weight, multi_output: bool, y_numeric: bool):
+        self._validate_params()
+        X, y = validate_data(
+            self, X, y, dtype=np.float64, multi_output=multi_output, y_numeric=y_numeric
+        )
+        sample_weight = _check_sample_weight(sample_weight, X, dtype=np.float64, ensure_non_negative=True)
+        total = sample_weight.sum()
+        if not total > 0:
+            raise ValueError("sample_weight sums to zero; at least one sample needs a positive weight.")
+        Y = self._encode_targets(y)  # (n, c) floats; sets classes_ for classifiers
+        # zero-weight samples do not enter the objective: drop them (same optimum)
+        keep = sample_weight > 0
+        X, Y, w = X[keep], Y[keep], sample_weight[keep] / total
+
+        patterns = self._patterns(X)
+        program = self._program(X, Y, w, patterns)
+        solver = make_solver(self.solver, cone=program.has_cone)
+        solver.check(program)
+        init = None
+        if self.warm_start and hasattr(self, "convex_coef_") and self.convex_coef_.shape == program.coef_shape:
+            init = (self.convex_coef_, self.intercepts_[1])
+        solution = solver.solve(program, tol=self.tol, max_iter=self.max_iter, init=init, verbose=self.verbose)
+
+        coef = program.make_feasible(solution.coef, solution.intercept)
+        network = Network.from_convex(program, coef, solution.intercept)
+        primal = network.objective(X, Y, w, program.loss, self.alpha)
+        small = X.shape[0] * program.operator.n_blocks <= 2_000_000
+        cert = certify(
+            program, coef, solution.intercept, solution.dual_points,
+            activation=self.activation, tol=self.tol, primal=primal, refine=small,
+        )
+        self._set_fitted(program, patterns, coef, solution, network, cert)
+        if not cert.converged:
+            warnings.warn(
+                f"{type(self).__name__}: the relative duality gap reached {cert.relative_gap:.2e}, "
+                f"above tol={self.tol:.1e}, after {solution.n_iter} iterations (max_iter="
+                f"{self.max_iter}). The network is usable and its certificate honest, but "
+                "not certified to tol: increase max_iter or tol, or standardize the features.",
+                ConvergenceWarning,
+                stacklevel=3,
+            )
+        return self
+
+    def _patterns(self, X: np.ndarray) -> Patterns:
+        if self.warm_start and hasattr(self, "gates_") and self.gates_.shape[0] == X.shape[1] + 1:
+            return Patterns(self.gates_, complete=self.certificate_.scope == "global")
+        sampler = make_sampler(self.sampler, self.n_patterns)
+        patterns = sampler.sample(X, self.random_state)
+        if patterns.n_patterns == 0:
+            # every sampled mask was empty (e.g. identical rows): keep the linear unit
+            gates = np.zeros((X.shape[1] + 1, 1))
+            gates[-1] = 1.0
+            patterns = Patterns(gates, complete=patterns.complete)
+        return patterns
+
+    def _program(self, X, Y, w, patterns: Patterns) -> ConvexProgram:
+        gated = GatedOperator(X, patterns.gates)
+        cone = self.activation == "relu"
+        operator = ConeOperator(gated) if cone else gated
+        # several outputs: gated neurons may feed all outputs (nuclear norm, exact for
+        # rank-one neurons); ReLU neurons feed one output each (exact and tractable)
+        penalty = NuclearNorm() if (not cone and Y.shape[1] > 1) else ColumnGroupL2()
+        return ConvexProgram(
+            self._loss(Y.shape[1]), penalty, operator, Y, w, float(self.alpha), patterns.complete
+        )
+
+    def _set_fitted(self, program, patterns, coef, solution, network, cert) -> None:
+        P = patterns.n_patterns
+        U, A, block = program.penalty.neurons(coef)
+        self.gates_ = np.asarray(patterns.gates, dtype=float)
+        self.neuron_patterns_ = (block % P).astype(np.int64)
+        self.coefs_ = [network.coefs[0], network.coefs[1]]
+        self.intercepts_ = [network.intercepts[0], network.intercepts[1]]
+        self.convex_coef_ = coef
+        self.n_neurons_ = int(network.n_neurons)
+        self.n_outputs_ = int(program.n_outputs)
+        self.n_iter_ = int(solution.n_iter)
+        self.certificate_ = cert
+        self.dual_gap_ = float(cert.gap)
+        self.loss_curve_ = [float(v) for v in solution.objective_curve]
+        h = solution.history
+        self.history_ = {
+            "iteration": list(h.iteration),
+            "time": list(h.time),
+            "primal": list(h.primal),
+            "dual": list(h.dual),
+        }
+
+    # -- using the fitted network ------------------------------------------------------
+    def to_network(self) -> Network:
+        """The fitted network as a :class:`~convexnn.network.Network` value object."""
+        check_is_fitted(self, "coefs_")
+        gates = None
+        if self.activation == "gated_relu":
+            gates = self.gates_[:, self.neuron_patterns_]
+        return Network(list(self.coefs_), list(self.intercepts_), self.activation, gates)
+
+    def _forward(self, X) -> np.ndarray:
+        check_is_fitted(self, "coefs_")
+        X = validate_data(self, X, dtype=np.float64, reset=False)
+        return self.to_network().forward(X)
+
+    def activation_patterns(self, X) -> np.ndarray:
+        """Boolean activation masks of the sampled gates on ``X``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        masks : ndarray of bool, shape (n_samples, n_patterns)
+            ``masks[i, k]`` is :math:`\\mathbb 1[[x_i, 1] \\cdot g_k > 0]` for column ``k``
+            of ``gates_``.
+        """
+        check_is_fitted(self, "gates_")
+        X = validate_data(self, X, dtype=np.float64, reset=False)
+        return masks_from_gates(X, self.gates_)
+
+    def to_torch(self, dtype=None):
+        """The fitted network as a ``torch.nn.Module`` (needs the ``torch`` extra).
+
+        Its output equals :meth:`decision_function` (classifiers) or :meth:`predict`
+        (regressors): 1-D for a single output. Gated-ReLU gates are buffers.
+        """
+        check_is_fitted(self, "coefs_")
+        return self.to_network().to_torch(squeeze_output=self.n_outputs_ == 1, dtype=dtype)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = False
+        return tags

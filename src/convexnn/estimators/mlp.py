@@ -1,0 +1,229 @@
+"""``ConvexMLPRegressor`` and ``ConvexMLPClassifier``."""
+
+from __future__ import annotations
+
+import numpy as np
+from sklearn.base import ClassifierMixin, RegressorMixin
+from sklearn.utils.multiclass import check_classification_targets
+
+from ..losses import LogisticLoss, SoftmaxCrossEntropy, SquaredLoss
+from ._base import BaseConvexMLP
+
+__all__ = ["ConvexMLPRegressor", "ConvexMLPClassifier"]
+
+_PARAMS_DOC = """
+    Parameters
+    ----------
+    activation : {"relu", "gated_relu"}, default="relu"
+        ``"relu"`` solves the cone-constrained program and exports a plain ReLU
+        network. ``"gated_relu"`` solves the unconstrained group lasso; each hidden
+        unit is gated by a fixed hyperplane (exported in ``gates_``).
+    alpha : float, default=1e-3
+        Weight decay in the objective above (must be > 0). Not scikit-learn's
+        ``MLP*.alpha``, which is divided by ``n_samples`` and leaves biases unpenalised:
+        sklearn's ``alpha_sk`` corresponds to ``alpha = alpha_sk / n_samples`` here
+        (up to the bias term).
+    n_patterns : int, default=100
+        Number of activation patterns (gates) to sample; duplicates and empty masks
+        are removed, so ``gates_`` may have fewer columns.
+    sampler : {"data", "gaussian", "exhaustive"}, PatternSampler or array, default="data"
+        How gates are drawn. ``"data"``: hyperplanes through random points of the data
+        (scale-aware); ``"gaussian"``: standard normal gates; ``"exhaustive"``: every
+        pattern of one-dimensional data, which makes the certificate global. An array
+        of shape ``(n_features + 1, n_patterns)`` gives the gates explicitly (last row:
+        bias).
+    solver : {"auto", "fista", "augmented_lagrangian", "cvxpy"} or Solver, default="auto"
+        ``"auto"``: FISTA for gated ReLU, the augmented Lagrangian for ReLU.
+        ``"cvxpy"`` (extra) is the interior-point reference for tiny problems.
+    tol : float, default=1e-4
+        Target relative duality gap ``(primal - dual) / primal``.
+    max_iter : int, default=10000
+        Maximum number of proximal-gradient iterations.
+    warm_start : bool, default=False
+        Reuse the previous fit's gates and solution as the starting point.
+    random_state : int, RandomState instance or None, default=None
+        Seeds the pattern sampler (the only randomness).
+    verbose : int, default=0
+        Print the objective and duality gap at every check.
+"""
+
+_ATTRS_DOC = """
+    Attributes
+    ----------
+    coefs_ : list of ndarray
+        ``[W1 (n_features, n_neurons_), W2 (n_neurons_, n_outputs_)]``.
+    intercepts_ : list of ndarray
+        ``[b1 (n_neurons_,), b2 (n_outputs_,)]``. ``relu(X @ W1 + b1) @ W2 + b2``
+        reproduces the model's raw outputs exactly.
+    gates_ : ndarray of shape (n_features + 1, n_patterns)
+        The sampled gates (last row: bias coefficient).
+    neuron_patterns_ : ndarray of shape (n_neurons_,)
+        Column of ``gates_`` each hidden unit came from (its gate, for gated ReLU).
+    convex_coef_ : ndarray
+        Solution of the convex program, shape ``(n_blocks, n_features + 1,
+        n_outputs_)`` with ``n_blocks = n_patterns`` (gated) or ``2 * n_patterns``
+        (ReLU: positive blocks, then negative).
+    n_neurons_ : int
+        Hidden units with non-zero weights.
+    n_outputs_ : int
+        Number of network outputs.
+    n_iter_ : int
+        Solver iterations.
+    dual_gap_ : float
+        ``certificate_.gap``.
+    certificate_ : Certificate
+        Primal (objective of the exported network), dual bound, gap, and whether it
+        holds globally or only over the sampled patterns.
+    loss_curve_ : list of float
+        Convex objective after each iteration.
+    history_ : dict of lists
+        ``iteration``, ``time`` (s), ``primal``, ``dual`` at each duality-gap check.
+    n_features_in_ : int
+    feature_names_in_ : ndarray of str
+        Only when ``X`` had string column names.
+"""
+
+
+class ConvexMLPRegressor(RegressorMixin, BaseConvexMLP):
+    __doc__ = (
+        """Two-layer ReLU network regression trained to a certified global optimum.
+
+    Minimises the weight-decay objective of the network
+    :math:`f(x) = \\mathrm{relu}(x W_1 + b_1) W_2 + b_2`
+
+    .. math::
+
+        J = \\frac{1}{n}\\sum_i \\tfrac12 \\lVert f(x_i) - y_i\\rVert^2
+            + \\frac{\\alpha}{2}\\left(\\lVert W_1\\rVert^2 + \\lVert b_1\\rVert^2
+            + \\lVert W_2\\rVert^2\\right)
+
+    (``1/n`` becomes normalised ``sample_weight``) by solving its exact convex
+    reformulation over sampled activation patterns, and reports a duality-gap
+    certificate. Several outputs are supported.
+    """
+        + _PARAMS_DOC
+        + _ATTRS_DOC
+    )
+
+    def _loss(self, n_outputs):
+        return SquaredLoss()
+
+    def _encode_targets(self, y):
+        Y = np.asarray(y, dtype=float)
+        return Y.reshape(Y.shape[0], -1)
+
+    def fit(self, X, y, sample_weight=None):
+        """Fit the network by solving the convex program.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,) or (n_samples, n_outputs)
+        sample_weight : array-like of shape (n_samples,), optional
+            Non-negative weights; normalised to sum to one (an integer weight acts like
+            repeating the sample).
+
+        Returns
+        -------
+        self
+        """
+        return self._fit(X, y, sample_weight, multi_output=True, y_numeric=True)
+
+    def predict(self, X) -> np.ndarray:
+        """Network outputs: shape ``(n_samples,)`` for one output, else ``(n_samples, n_outputs)``."""
+        Z = self._forward(X)
+        return Z[:, 0] if Z.shape[1] == 1 else Z
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.multi_output = True
+        tags.target_tags.single_output = True
+        return tags
+
+
+class ConvexMLPClassifier(ClassifierMixin, BaseConvexMLP):
+    __doc__ = (
+        """Two-layer ReLU network classifier trained to a certified global optimum.
+
+    Minimises
+
+    .. math::
+
+        J = \\frac{1}{n}\\sum_i \\ell(f(x_i), y_i)
+            + \\frac{\\alpha}{2}\\left(\\lVert W_1\\rVert^2 + \\lVert b_1\\rVert^2
+            + \\lVert W_2\\rVert^2\\right)
+
+    with the logistic loss :math:`\\log(1 + e^{-s f})`, ``s = ±1`` (one output) for two
+    classes and the softmax cross-entropy (one output per class) for more, by
+    solving the exact convex reformulation over sampled activation patterns. Any
+    label type; ``classes_`` holds them sorted.
+    """
+        + _PARAMS_DOC
+        + _ATTRS_DOC
+        + """    classes_ : ndarray of shape (n_classes,)
+        Class labels; for two classes the network's output is the logit of ``classes_[1]``.
+"""
+    )
+
+    def _loss(self, n_outputs):
+        return LogisticLoss() if n_outputs == 1 else SoftmaxCrossEntropy()
+
+    def _encode_targets(self, y):
+        check_classification_targets(y)
+        self.classes_, codes = np.unique(y, return_inverse=True)
+        if len(self.classes_) < 2:
+            raise ValueError(
+                f"{type(self).__name__} needs samples of at least 2 classes in y; "
+                f"got only class {self.classes_[0]!r}."
+            )
+        if len(self.classes_) == 2:
+            return codes.astype(float)[:, None]
+        return np.eye(len(self.classes_))[codes]
+
+    def fit(self, X, y, sample_weight=None):
+        """Fit the network by solving the convex program.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,)
+            Class labels of any type (at least two distinct).
+        sample_weight : array-like of shape (n_samples,), optional
+            Non-negative weights; normalised to sum to one.
+
+        Returns
+        -------
+        self
+        """
+        return self._fit(X, y, sample_weight, multi_output=False, y_numeric=False)
+
+    def decision_function(self, X) -> np.ndarray:
+        """Network outputs: logits of ``classes_[1]`` ``(n_samples,)`` for two classes,
+        else one score per class ``(n_samples, n_classes)``."""
+        Z = self._forward(X)
+        return Z[:, 0] if Z.shape[1] == 1 else Z
+
+    def predict_proba(self, X) -> np.ndarray:
+        """Class probabilities from the loss's link (sigmoid or softmax),
+        shape ``(n_samples, n_classes)``."""
+        Z = self._forward(X)
+        if Z.shape[1] == 1:
+            p = self._loss(1).link(Z[:, 0])
+            return np.column_stack([1 - p, p])
+        return self._loss(Z.shape[1]).link(Z)
+
+    def predict_log_proba(self, X) -> np.ndarray:
+        """Logarithm of :meth:`predict_proba`."""
+        with np.errstate(divide="ignore"):
+            return np.log(self.predict_proba(X))
+
+    def predict(self, X) -> np.ndarray:
+        """Most probable class label for each sample."""
+        Z = self._forward(X)
+        idx = (Z[:, 0] > 0).astype(int) if Z.shape[1] == 1 else Z.argmax(axis=1)
+        return self.classes_[idx]
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.classifier_tags.multi_class = True
+        return tags
