@@ -129,98 +129,29 @@ class ConvexProgram:
         scale = max(float(np.abs(H).max(initial=0.0)), np.finfo(float).tiny)
         return float(max(0.0, -C.min(initial=0.0)) / scale)
 
-    def gated_relaxation(self) -> ConvexProgram:
-        """The gated program on the same patterns, with the same per-output groups.
+    def make_feasible(self, coef: np.ndarray) -> np.ndarray:
+        """Project every block that violates its cone onto it (ReLU program).
 
-        Since :math:`\\lVert v\\rVert + \\lVert w\\rVert \\ge \\lVert v - w\\rVert`, its
-        optimum is a lower bound for the ReLU program's, and its solution is a warm
-        start (see :meth:`decompose`).
+        The projection of ``u`` onto the polyhedral cone
+        :math:`\\{u : E_k X_a u \\ge 0\\}` is :math:`u + (E_k X_a)^\\top \\mu` where
+        :math:`\\mu \\ge 0` solves the non-negative least-squares problem
+        :math:`\\min_{\\mu\\ge 0} \\lVert (E_k X_a)^\\top\\mu + u\\rVert` (the projection's
+        dual); ``scipy.optimize.nnls`` solves it. Projection never increases the
+        penalty. Solvers converge to feasible points, so near the optimum only small
+        corrections happen; the objective of the result is always evaluated, never
+        assumed. Feasible blocks are returned untouched.
         """
         if not self.has_cone:
-            return self
-        return ConvexProgram(
-            self.loss, self.penalty, self.operator.gated, self.Y, self.sample_weight,
-            self.alpha, self.complete,
-        )
-
-    def decompose(self, V: np.ndarray) -> np.ndarray:
-        """Split gated blocks ``V_k`` into cone-feasible ``v_k - w_k`` with equal outputs.
-
-        ``w_k = t g_k`` and ``v_k = V_k + t g_k`` with the smallest ``t >= 0`` that puts
-        both in the cone (the gate itself is interior: :math:`E_k X_a g_k > 0`).
-        """
-        P = self.operator.n_patterns
-        U = np.concatenate([V, np.zeros_like(V)])
-        return self._shift_along_gates(U)
-
-    def _shift_along_gates(self, U: np.ndarray) -> np.ndarray:
-        """Add :math:`t g_k` to both ``v_k`` and ``w_k`` (outputs unchanged) with the
-        smallest ``t`` restoring feasibility; blocks whose gate touches a data point
-        (user-given gates only) cannot be shifted and are zeroed."""
-        op = self.operator
-        P = op.n_patterns
-        C = op.cone_values(U)
-        if C.min(initial=0.0) >= 0:
-            return U
-        g = self.gates
-        e = op._signs * (op.gated.Xa @ g)  # (n, P)
-        Cv, Cw = C[:, :P], C[:, P:]
-        violated = np.minimum(Cv, Cw) < 0
-        interior = (e > 0)[:, :, None]
-        with np.errstate(divide="ignore", invalid="ignore"):
-            need = np.maximum(
-                np.where(Cv < 0, -Cv / e[:, :, None], 0.0),
-                np.where(Cw < 0, -Cw / e[:, :, None], 0.0),
-            )
-        t = np.where(violated & interior, need, 0.0).max(axis=0) * (1 + 1e-9)  # (P, c)
-        out = U.copy()
-        shift = g.T[:, :, None] * t[:, None, :]
-        out[:P] += shift
-        out[P:] += shift
-        stuck = (violated & ~interior).any(axis=0)
-        if stuck.any():
-            kk, cc = np.nonzero(stuck)
-            out[kk, :, cc] = 0.0
-            out[P + kk, :, cc] = 0.0
-        return out
-
-    def _project_blocks(self, U: np.ndarray) -> np.ndarray:
-        """Euclidean projection of every violating block onto its polyhedral cone,
-        via the projection's dual, a non-negative least-squares problem
-        :math:`\\min_{\\mu\\ge 0}\\lVert (E_k X_a)^\\top\\mu + u\\rVert`, ``u' = u + (E_k X_a)^T mu``."""
+            return coef
         from scipy.optimize import nnls
 
         op = self.operator
         P = op.n_patterns
-        C = op.cone_values(U)
-        out = U.copy()
+        C = op.cone_values(coef)
+        out = coef.copy()
         for j, col in zip(*np.nonzero((C < 0).any(axis=0))):
             G = op._signs[:, j % P, None] * op.gated.Xa  # rows of E_k Xa, (n, p)
-            u = U[j, :, col]
+            u = coef[j, :, col]
             mu, _ = nnls(G.T, -u, maxiter=50 * G.shape[0])
             out[j, :, col] = u + G.T @ mu
         return out
-
-    def make_feasible(
-        self, coef: np.ndarray, intercept: np.ndarray, max_projections: int = 50
-    ) -> np.ndarray:
-        """Return cone-feasible coefficients close to ``coef`` (ReLU program).
-
-        Two repairs are computed and the one with the lower objective is kept:
-        shifting ``v_k, w_k`` along their gate (outputs unchanged, penalty grows) and
-        projecting each violating block onto its cone (penalty shrinks, outputs move;
-        one small NNLS per block, so only tried when at most ``max_projections``
-        blocks violate).
-        Solvers converge to feasible points, so at convergence both changes vanish;
-        the objective of the result is always evaluated exactly, never assumed.
-        """
-        if not self.has_cone:
-            return coef
-        if self.operator.cone_values(coef).min(initial=0.0) >= 0:
-            return coef
-        candidates = [self._shift_along_gates(coef)]
-        n_violating = int((self.operator.cone_values(coef) < 0).any(axis=0).sum())
-        if n_violating <= max_projections:
-            candidates.append(self._project_blocks(coef))
-        values = [self.objective(c, intercept) for c in candidates]
-        return candidates[int(np.argmin(values))]

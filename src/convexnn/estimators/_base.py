@@ -105,7 +105,8 @@ class BaseConvexMLP(BaseEstimator):
             init = (self.convex_coef_, self.intercepts_[1])
         solution = solver.solve(program, tol=self.tol, max_iter=self.max_iter, init=init, verbose=self.verbose)
 
-        coef = program.make_feasible(solution.coef, solution.intercept)
+        # solvers return cone-feasible points; rounding-level leftovers are projected
+        coef = program.make_feasible(solution.coef)
         network = Network.from_convex(program, coef, solution.intercept)
         primal = network.objective(X, Y, w, program.loss, self.alpha)
         small = X.shape[0] * program.operator.n_blocks <= 2_000_000
@@ -113,7 +114,7 @@ class BaseConvexMLP(BaseEstimator):
             program, coef, solution.intercept, solution.dual_points,
             activation=self.activation, tol=self.tol, primal=primal, refine=small,
         )
-        self._set_fitted(program, patterns, coef, solution, network, cert)
+        self._set_fitted(program, coef, solution, network, cert)
         if not cert.converged:
             warnings.warn(
                 f"{type(self).__name__}: the relative duality gap reached {cert.relative_gap:.2e}, "
@@ -148,10 +149,10 @@ class BaseConvexMLP(BaseEstimator):
             self._loss(Y.shape[1]), penalty, operator, Y, w, float(self.alpha), patterns.complete
         )
 
-    def _set_fitted(self, program, patterns, coef, solution, network, cert) -> None:
-        P = patterns.n_patterns
+    def _set_fitted(self, program, coef, solution, network, cert) -> None:
+        P = program.gates.shape[1]
         U, A, block = program.penalty.neurons(coef)
-        self.gates_ = np.asarray(patterns.gates, dtype=float)
+        self.gates_ = np.asarray(program.gates, dtype=float)
         self.neuron_patterns_ = (block % P).astype(np.int64)
         self.coefs_ = [network.coefs[0], network.coefs[1]]
         self.intercepts_ = [network.intercepts[0], network.intercepts[1]]

@@ -86,7 +86,7 @@ class CvxpySolver(Solver):
         if program.has_cone:
             Lam = np.stack([np.asarray(con.dual_value).reshape(n, c) for con in cons], axis=1)
             Lam = np.maximum(Lam, 0.0)
-            coef = program.make_feasible(coef, intercept)
+            coef = program.make_feasible(coef)  # interior-point iterates: rounding only
         point = dual_point_from_outputs(program, program.predict(coef, intercept), Lam)
         history = History()
         value = program.objective(coef, intercept)
