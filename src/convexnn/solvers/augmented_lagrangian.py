@@ -43,6 +43,9 @@ class AugmentedLagrangian(Solver):
         after each outer update.
     rho_growth : bool, default=True
         Double ``rho`` when an outer update fails to halve the constraint violation.
+    refine_max_size : int, default=2_000_000
+        Near convergence, cone multipliers are re-fitted by NNLS when
+        ``n_samples * n_blocks`` is at most this.
 
     """
 
@@ -56,7 +59,9 @@ class AugmentedLagrangian(Solver):
         inner_max_iter: int = 500,
         inner_decay: float = 0.5,
         rho_growth: bool = True,
+        refine_max_size: int = 2_000_000,
     ):
+        self.refine_max_size = refine_max_size
         self.rho = rho
         self.inner_max_iter = inner_max_iter
         self.inner_decay = inner_decay
@@ -125,6 +130,7 @@ class AugmentedLagrangian(Solver):
         curve: list[float] = []
         progress = ProgressPrinter(verbose, self.name)
         best = {"dual": -np.inf, "point": None, "primal": np.inf, "coef": None, "b": None}
+        small = n * B <= self.refine_max_size
 
         def certify_iterate(it, coef, b, lam, verify=False) -> float:
             # dual: always (cheap). primal: the objective of the iterate projected on
@@ -132,15 +138,23 @@ class AugmentedLagrangian(Solver):
             # so only when the unprojected iterate looks converged, every 10th outer
             # step, or when asked
             point = dual_point_from_outputs(program, program.predict(coef, b), kappa * lam)
-            d = dual_value(program, point)
+            raw = program.objective(coef, b)
+            near = raw - best["dual"] <= 10 * tol * abs(raw)
+            # near the end, re-fit the multipliers of blocks that violate the dual
+            # bound (small NNLS each) -- the AL's own multipliers lag the primal
+            d = dual_value(program, point, refine=near and small)
             if d > best["dual"]:
                 best.update(dual=d, point=point)
-            raw = program.objective(coef, b)
             if verify or raw - best["dual"] <= tol * abs(raw):
                 feasible = program.make_feasible(coef)
                 primal = program.objective(feasible, b)
                 if primal < best["primal"]:
                     best.update(primal=primal, coef=feasible, b=b.copy())
+                # the feasible point's gradient is a second dual candidate
+                point = dual_point_from_outputs(program, program.predict(feasible, b), kappa * lam)
+                d = dual_value(program, point, refine=small)
+                if d > best["dual"]:
+                    best.update(dual=d, point=point)
             shown = min(best["primal"], raw) if best["coef"] is None else best["primal"]
             history.record(it, progress.elapsed(), shown, best["dual"])
             progress(it, shown, best["dual"])
@@ -156,7 +170,6 @@ class AugmentedLagrangian(Solver):
         outer = 0
         violation_prev = np.inf
         while rel > tol and total < max_iter:
-            # the subproblem changed with lam and rho: restart momentum from x
             # the subproblem changed with lam and rho: restart momentum from x
             state = init_state(problem, x, step)
             state, k = fista(problem, state, min(self.inner_max_iter, max_iter - total), inner_stop)
