@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from ._nnls import nnls
 from .programs import ConvexProgram
 
 __all__ = [
@@ -133,15 +134,13 @@ def dual_point_from_outputs(program: ConvexProgram, Z: np.ndarray, Lam=None) -> 
 
 
 def refine_multipliers(program: ConvexProgram, Theta: np.ndarray, Lam: np.ndarray) -> np.ndarray:
-    """Best cone multipliers for ``Theta`` on the blocks that violate the dual bound.
+    r"""Best cone multipliers for ``Theta`` on the blocks that violate the dual bound.
 
     For each such block ``j`` (and output) solve the non-negative least-squares problem
     :math:`\min_{\Lambda_j \ge 0} \lVert \pm X_a^\top D_k\Theta - X_a^\top E_k \Lambda_j
     \rVert`, the smallest dual norm any multiplier achieves. Cost: one NNLS of size
     ``(n_features + 1) x n_samples`` per violating block.
     """
-    from scipy.optimize import nnls
-
     op = program.operator
     P = op.n_patterns
     G = op.adjoint_combined(Theta, Lam)
@@ -153,8 +152,7 @@ def refine_multipliers(program: ConvexProgram, Theta: np.ndarray, Lam: np.ndarra
         sign = 1.0 if j < P else -1.0
         target = sign * (Xa.T @ (op.gated._fmasks[:, k] * Theta[:, col]))
         A = Xa.T * op._signs[:, k][None, :]  # Xa^T E_k, (p, n)
-        lam, _ = nnls(A, target, maxiter=50 * A.shape[1])
-        Lam[:, j, col] = lam
+        Lam[:, j, col] = nnls(A, target)
     return Lam
 
 

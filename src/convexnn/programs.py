@@ -21,6 +21,7 @@ import numpy as np
 
 from .losses import Loss
 from .operators import ConeOperator, GatedOperator
+from ._nnls import nnls
 from .penalties import Penalty
 
 __all__ = ["ConvexProgram"]
@@ -136,15 +137,13 @@ class ConvexProgram:
         :math:`\\{u : E_k X_a u \\ge 0\\}` is :math:`u + (E_k X_a)^\\top \\mu` where
         :math:`\\mu \\ge 0` solves the non-negative least-squares problem
         :math:`\\min_{\\mu\\ge 0} \\lVert (E_k X_a)^\\top\\mu + u\\rVert` (the projection's
-        dual); ``scipy.optimize.nnls`` solves it. Projection never increases the
+        dual). Projection never increases the
         penalty. Solvers converge to feasible points, so near the optimum only small
         corrections happen; the objective of the result is always evaluated, never
         assumed. Feasible blocks are returned untouched.
         """
         if not self.has_cone:
             return coef
-        from scipy.optimize import nnls
-
         op = self.operator
         P = op.n_patterns
         C = op.cone_values(coef)
@@ -152,6 +151,5 @@ class ConvexProgram:
         for j, col in zip(*np.nonzero((C < 0).any(axis=0))):
             G = op._signs[:, j % P, None] * op.gated.Xa  # rows of E_k Xa, (n, p)
             u = coef[j, :, col]
-            mu, _ = nnls(G.T, -u, maxiter=50 * G.shape[0])
-            out[j, :, col] = u + G.T @ mu
+            out[j, :, col] = u + G.T @ nnls(G.T, -u)
         return out
