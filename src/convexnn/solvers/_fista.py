@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["Composite", "fista"]
+__all__ = ["Composite", "FlatParams", "fista"]
 
 
 @dataclass
@@ -97,3 +97,34 @@ def fista(
         if stop is not None and stop(it, s):
             return s, it
     return s, max_iter
+
+
+class FlatParams:
+    """A program's ``(coef, intercept)`` as one flat vector, with the penalty's prox
+    and value on it (the intercept is free: the prox leaves it alone)."""
+
+    def __init__(self, program):
+        self.program = program
+        self.shape = program.coef_shape
+        self.size = int(np.prod(self.shape))
+
+    def unpack(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Views ``(coef, intercept)`` into ``x``."""
+        return x[: self.size].reshape(self.shape), x[self.size :]
+
+    def start(self, init) -> np.ndarray:
+        """``init = (coef, intercept)`` flattened, or zeros with the constant model's intercept."""
+        if init is None:
+            return np.concatenate([np.zeros(self.size), self.program.constant_intercept()])
+        return np.concatenate([np.asarray(init[0], dtype=float).ravel(), init[1]])
+
+    def prox(self, x: np.ndarray, step: float) -> np.ndarray:
+        """Prox of ``step * alpha * R`` on the coefficients."""
+        coef, b = self.unpack(x)
+        shrunk = self.program.penalty.prox(coef, step * self.program.alpha)
+        return np.concatenate([shrunk.ravel(), b])
+
+    def nonsmooth(self, x: np.ndarray) -> float:
+        """:math:`\\alpha R(V)`."""
+        return self.program.regularizer(self.unpack(x)[0])
+

@@ -22,7 +22,7 @@ import numpy as np
 
 from ..certificates import DualPoint, dual_point_from_outputs, dual_value
 from ..programs import ConvexProgram
-from ._fista import Composite, fista, init_state
+from ._fista import Composite, FlatParams, fista, init_state
 from .base import History, ProgressPrinter, Solution, Solver
 
 __all__ = ["AugmentedLagrangian"]
@@ -77,13 +77,10 @@ class AugmentedLagrangian(Solver):
         signs = op.signs()[:, :, None]
         fmask = op.gated._fmasks[:, :, None]
         Xa = op.gated.Xa
-        shape = program.coef_shape
-        size = int(np.prod(shape))
+        flat = FlatParams(program)
+        unpack = flat.unpack
         hsize = n * B * c
         state_vars = {"lam": np.zeros((n, B, c)), "rho": 1.0, "loss": 0.0}
-
-        def unpack(x):
-            return x[:size].reshape(shape), x[size:]
 
         def forward(x):
             coef, b = unpack(x)
@@ -106,14 +103,7 @@ class AugmentedLagrangian(Solver):
             G = (Xa.T @ dH).reshape(-1, B, c).transpose(1, 0, 2)
             return np.concatenate([G.ravel(), db])
 
-        def prox(x, step):
-            coef, b = unpack(x)
-            return np.concatenate([program.penalty.prox(coef, step * program.alpha).ravel(), b])
-
-        def nonsmooth(x):
-            return program.regularizer(unpack(x)[0])
-
-        problem = Composite(forward, smooth, adjoint, prox, nonsmooth)
+        problem = Composite(forward, smooth, adjoint, flat.prox, flat.nonsmooth)
 
         # scale: data curvature ~ l_s * |A|_w^2, cone-term curvature ~ rho |Xa|^2 / n
         data_curv = program.loss.smoothness * (op.gated.norm_squared(program.sample_weight, 8) + 1)
@@ -126,10 +116,7 @@ class AugmentedLagrangian(Solver):
 
         history = History()
         total = 0
-        if init is None:
-            x = np.concatenate([np.zeros(size), program.constant_intercept()])
-        else:
-            x = np.concatenate([init[0].ravel(), init[1]])
+        x = flat.start(init)
 
         curve: list[float] = []
         progress = ProgressPrinter(verbose, self.name)

@@ -11,7 +11,7 @@ import numpy as np
 
 from ..certificates import DualPoint, dual_point_from_outputs, dual_value
 from ..programs import ConvexProgram
-from ._fista import Composite, fista, init_state
+from ._fista import Composite, FlatParams, fista, init_state
 from .base import History, ProgressPrinter, Solution, Solver
 
 __all__ = ["FISTA"]
@@ -42,11 +42,8 @@ class FISTA(Solver):
 
     def solve(self, program, *, tol, max_iter, init=None, verbose=0):
         self.check(program)
-        shape = program.coef_shape
-        size = int(np.prod(shape))
-
-        def unpack(x):
-            return x[:size].reshape(shape), x[size:]
+        flat = FlatParams(program)
+        unpack = flat.unpack
 
         def forward(x):
             coef, b = unpack(x)
@@ -60,18 +57,8 @@ class FISTA(Solver):
             dZ = dz.reshape(-1, program.n_outputs)
             return np.concatenate([program.operator.rmatvec(dZ).ravel(), dZ.sum(axis=0)])
 
-        def prox(x, step):
-            coef, b = unpack(x)
-            return np.concatenate([program.penalty.prox(coef, step * program.alpha).ravel(), b])
-
-        def nonsmooth(x):
-            return program.regularizer(unpack(x)[0])
-
-        problem = Composite(forward, smooth, adjoint, prox, nonsmooth)
-        if init is None:
-            x0 = np.concatenate([np.zeros(size), program.constant_intercept()])
-        else:
-            x0 = np.concatenate([init[0].ravel(), init[1]])
+        problem = Composite(forward, smooth, adjoint, flat.prox, flat.nonsmooth)
+        x0 = flat.start(init)
         state = init_state(problem, x0, _initial_step(program))
 
         history = History()
