@@ -96,20 +96,23 @@ class Certificate:
         """One sentence saying what the numbers prove."""
         kind = "ReLU" if self.activation == "relu" else "gated-ReLU"
         if self.scope == "global":
-            what = (
-                f"every two-layer {kind} network of any width (this data's activation "
+            who = (
+                f"No two-layer {kind} network of any width (the data's activation "
                 "patterns were enumerated completely)"
             )
         else:
-            what = (
-                f"every two-layer {kind} network whose hidden units use one of the "
-                f"{self.n_patterns} sampled activation patterns (not a global "
-                "certificate: other patterns were not searched)"
+            who = (
+                f"No two-layer {kind} network whose hidden units use only the "
+                f"{self.n_patterns} sampled activation patterns"
             )
-        return (
-            f"The objective J = {self.primal:.6g} is within {self.gap:.3g} "
-            f"({self.relative_gap:.2e} relative) of the best achievable by {what}."
+        text = (
+            f"{who} has an objective below {self.dual:.6g}; this one has J = "
+            f"{self.primal:.6g}, within {self.gap:.3g} ({self.relative_gap:.2e} relative) "
+            "of that bound."
         )
+        if self.scope != "global":
+            text += " Networks using other patterns are not covered."
+        return text
 
     def __str__(self) -> str:
         return (

@@ -18,12 +18,12 @@ _PARAMS_DOC = """
         ``"relu"`` solves the cone-constrained program and exports a plain ReLU
         network. ``"gated_relu"`` solves the unconstrained group lasso; each hidden
         unit is gated by a fixed hyperplane (exported in ``gates_``).
-    alpha : float, default=1e-3
+    alpha : float, default=3e-3
         Weight decay in the objective above (must be > 0). Not scikit-learn's
         ``MLP*.alpha``, which is divided by ``n_samples`` and leaves biases unpenalised:
         sklearn's ``alpha_sk`` corresponds to ``alpha = alpha_sk / n_samples`` here
         (up to the bias term).
-    n_patterns : int, default=100
+    n_patterns : int, default=200
         Number of activation patterns (gates) to sample; duplicates and empty masks
         are removed, so ``gates_`` may have fewer columns.
     sampler : {"data", "gaussian", "exhaustive"}, PatternSampler or array, default="data"
@@ -35,9 +35,9 @@ _PARAMS_DOC = """
     solver : {"auto", "fista", "augmented_lagrangian", "cvxpy"} or Solver, default="auto"
         ``"auto"``: FISTA for gated ReLU, the augmented Lagrangian for ReLU.
         ``"cvxpy"`` (extra) is the interior-point reference for tiny problems.
-    tol : float, default=1e-4
+    tol : float, default=1e-3
         Target relative duality gap ``(primal - dual) / primal``.
-    max_iter : int, default=10000
+    max_iter : int, default=5000
         Maximum number of proximal-gradient iterations.
     warm_start : bool, default=False
         Reuse the previous fit's gates and solution as the starting point.
