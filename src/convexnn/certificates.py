@@ -97,8 +97,8 @@ class Certificate:
         kind = "ReLU" if self.activation == "relu" else "gated-ReLU"
         if self.scope == "global":
             who = (
-                f"No two-layer {kind} network of any width (the data's activation "
-                "patterns were enumerated completely)"
+                f"Global certificate: no two-layer {kind} network of any width (the data's "
+                "activation patterns were enumerated completely)"
             )
         else:
             who = (
@@ -111,7 +111,7 @@ class Certificate:
             "of that bound."
         )
         if self.scope != "global":
-            text += " Networks using other patterns are not covered."
+            text += " Not a global certificate: networks using other patterns are not covered."
         return text
 
     def __str__(self) -> str:
