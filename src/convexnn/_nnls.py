@@ -19,4 +19,7 @@ def nnls(A: np.ndarray, b: np.ndarray) -> np.ndarray:
     """:math:`\\arg\\min_{x \\ge 0} \\lVert A x - b \\rVert_2` (BVLS, Stark & Parker 1995)."""
     if not np.any(b):
         return np.zeros(A.shape[1])
-    return lsq_linear(A, b, bounds=(0.0, np.inf), method="bvls", tol=1e-12).x
+    # BVLS stops on the relative change of the cost; for nearly-feasible projections
+    # the cost itself is tiny, so a loose tol stops after a couple of steps with a
+    # visibly wrong answer: ask for (near) machine precision
+    return lsq_linear(A, b, bounds=(0.0, np.inf), method="bvls", tol=1e-15).x

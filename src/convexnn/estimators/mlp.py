@@ -174,7 +174,7 @@ class ConvexMLPClassifier(ClassifierMixin, BaseConvexMLP):
         if len(self.classes_) < 2:
             raise ValueError(
                 f"{type(self).__name__} needs samples of at least 2 classes in y; "
-                f"got only class {self.classes_[0]!r}."
+                f"got 1 class ({self.classes_[0]})."
             )
         if len(self.classes_) == 2:
             return codes.astype(float)[:, None]

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..certificates import DualPoint, dual_point_from_outputs, dual_value
+from ..certificates import DualPoint, dual_point_from_outputs, dual_value, refine_multipliers
 from ..programs import ConvexProgram
 from ._fista import Composite, FlatParams, fista, init_state
 from .base import History, ProgressPrinter, Solution, Solver
@@ -130,7 +130,7 @@ class AugmentedLagrangian(Solver):
             # step, or when asked
             point = dual_point_from_outputs(program, program.predict(coef, b), kappa * lam)
             raw = program.objective(coef, b)
-            near = raw - best["dual"] <= 10 * tol * abs(raw)
+            near = raw - best["dual"] <= 10 * tol * abs(raw) or (it == 0 and init is not None)
             # near the end, re-fit the multipliers of blocks that violate the dual
             # bound (small NNLS each) -- the AL's own multipliers lag the primal
             d = dual_value(program, point, refine=near and small)
@@ -157,6 +157,14 @@ class AugmentedLagrangian(Solver):
 
         inner_tol = {"value": np.inf}
         coef, b = unpack(x)
+        if init is not None and small:
+            # warm start: multipliers fitted to the starting point, so a converged start
+            # is recognised at once and the iterate does not drift away from it
+            Theta = program.loss.project_dual(
+                program.data_fit(program.predict(coef, b))[1], program.Y, program.sample_weight
+            )
+            Lam = refine_multipliers(program, Theta, state_vars["lam"])
+            state_vars["lam"] = Lam / kappa
         rel = certify_iterate(0, coef, b, state_vars["lam"], verify=True)
         outer = 0
         violation_prev = np.inf
