@@ -146,9 +146,9 @@ class AugmentedLagrangian(Solver):
                 d = dual_value(program, point, refine=near and small)
                 if d > best["dual"]:
                     best.update(dual=d, point=point)
-            shown = min(best["primal"], raw) if best["coef"] is None else best["primal"]
-            history.record(it, progress.elapsed(), shown, best["dual"])
-            progress(it, shown, best["dual"])
+            # (iteration 0 is always verified, so a feasible primal exists from then on)
+            history.record(it, progress.elapsed(), best["primal"], best["dual"])
+            progress(it, best["primal"], best["dual"])
             return (best["primal"] - best["dual"]) / max(abs(best["primal"]), 1e-300)
 
         def inner_stop(it, s) -> bool:
