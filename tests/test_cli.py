@@ -281,3 +281,12 @@ def test_demo_runs(capsys):
     assert 0.0 <= convex_acc <= 1.0 and 0.9 <= mlp_acc <= 1.0
     assert rows["neurons used"].split()[-1] == "100"  # MLPClassifier's hidden width
     assert len(rows["fit time"].split()) == 6  # "fit time  0.12 s  0.34 s"
+
+
+def test_fit_without_alpha_uses_the_estimators_default():
+    from convexnn import ConvexMLPClassifier
+    from convexnn.cli import build_parser
+
+    args = build_parser().parse_args(["fit", "data.csv", "--target", "y"])
+    assert args.alpha is None  # so _cmd_fit leaves the estimator's measured default
+    assert ConvexMLPClassifier().alpha == 3e-3

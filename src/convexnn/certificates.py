@@ -33,6 +33,7 @@ __all__ = [
     "dual_point_from_outputs",
     "dual_value",
     "refine_multipliers",
+    "REFINE_MAX_SIZE",
 ]
 
 
@@ -136,6 +137,11 @@ def dual_point_from_outputs(program: ConvexProgram, Z: np.ndarray, Lam=None) -> 
     return DualPoint(grad, Lam)
 
 
+#: Exact multiplier refits (one NNLS per violating block) are done when
+#: ``n_samples * n_blocks`` is at most this.
+REFINE_MAX_SIZE = 2_000_000
+
+
 def refine_multipliers(program: ConvexProgram, Theta: np.ndarray, Lam: np.ndarray) -> np.ndarray:
     r"""Best cone multipliers for ``Theta`` on the blocks that violate the dual bound.
 
@@ -154,8 +160,7 @@ def refine_multipliers(program: ConvexProgram, Theta: np.ndarray, Lam: np.ndarra
         k = j % P
         sign = 1.0 if j < P else -1.0
         target = sign * (Xa.T @ (op.gated._fmasks[:, k] * Theta[:, col]))
-        A = Xa.T * op._signs[:, k][None, :]  # Xa^T E_k, (p, n)
-        Lam[:, j, col] = nnls(A, target)
+        Lam[:, j, col] = nnls(op.cone_matrix(j).T, target)
     return Lam
 
 

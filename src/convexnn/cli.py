@@ -386,9 +386,10 @@ def _cmd_fit(args: argparse.Namespace) -> int:
     est_cls = ConvexMLPClassifier if task == "classification" else ConvexMLPRegressor
     params: dict[str, Any] = {
         "activation": args.activation,
-        "alpha": args.alpha,
         "random_state": args.seed,
     }
+    if args.alpha is not None:
+        params["alpha"] = args.alpha
     if args.n_patterns is not None:
         params["n_patterns"] = args.n_patterns
     if args.max_iter is not None:
@@ -587,8 +588,8 @@ def build_parser() -> argparse.ArgumentParser:
                      f"at most {MAX_AUTO_CLASSES} distinct integer values, else regression")
     fit.add_argument("--activation", choices=["relu", "gated_relu"], default="relu",
                      help="hidden activation (default: relu)")
-    fit.add_argument("--alpha", type=_nonnegative_float, default=1e-3, metavar="A",
-                     help="regularization strength (default: 1e-3)")
+    fit.add_argument("--alpha", type=_nonnegative_float, default=None, metavar="A",
+                     help="regularization strength (default: the estimator's)")
     fit.add_argument("--n-patterns", type=_positive_int, default=None, metavar="P",
                      help="number of sampled activation patterns (default: the estimator's)")
     fit.add_argument("--max-iter", type=_positive_int, default=None, metavar="K",

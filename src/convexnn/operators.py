@@ -163,6 +163,11 @@ class ConeOperator:
         """Diagonals of :math:`E_k` for the ``2P`` blocks, shape ``(n_samples, 2P)``."""
         return np.concatenate([self._signs, self._signs], axis=1)
 
+    def cone_matrix(self, block: int) -> np.ndarray:
+        """:math:`E_k X_a` for block ``block`` (pattern ``k = block mod P``), shape
+        ``(n_samples, n_features + 1)``: its cone is ``{u : cone_matrix(block) @ u >= 0}``."""
+        return self._signs[:, block % self.n_patterns, None] * self.gated.Xa
+
     def cone_values(self, U: np.ndarray) -> np.ndarray:
         """:math:`E_k X_a u_j` (must be ``>= 0``), shape ``(n_samples, 2P, n_outputs)``."""
         return self.preactivations(U) * self.signs()[:, :, None]

@@ -145,15 +145,13 @@ class ConvexProgram:
         if not self.has_cone:
             return coef
         op = self.operator
-        P = op.n_patterns
         H = op.preactivations(coef)
         C = H * op.signs()[:, :, None]
         # violations at rounding level (relative to the block's own scale) are left
         tiny = 1e-12 * np.abs(H).max(axis=0)
         out = coef.copy()
         for j, col in zip(*np.nonzero((C < -tiny[None]).any(axis=0))):
-            G = op._signs[:, j % P, None] * op.gated.Xa  # rows of E_k Xa, (n, p)
-            out[j, :, col] = _project_on_cone(G, coef[j, :, col])
+            out[j, :, col] = _project_on_cone(op.cone_matrix(j), coef[j, :, col])
         return out
 
 

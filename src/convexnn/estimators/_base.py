@@ -11,7 +11,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
-from ..certificates import certify
+from ..certificates import REFINE_MAX_SIZE, certify
 from ..losses import Loss
 from ..network import Network
 from ..operators import ConeOperator, GatedOperator
@@ -109,7 +109,7 @@ class BaseConvexMLP(BaseEstimator):
         coef = program.make_feasible(solution.coef)
         network = Network.from_convex(program, coef, solution.intercept)
         primal = network.objective(X, Y, w, program.loss, self.alpha)
-        small = X.shape[0] * program.operator.n_blocks <= 2_000_000
+        small = X.shape[0] * program.operator.n_blocks <= REFINE_MAX_SIZE
         cert = certify(
             program, coef, solution.intercept, solution.dual_points,
             activation=self.activation, tol=self.tol, primal=primal, refine=small,

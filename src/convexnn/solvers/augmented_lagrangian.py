@@ -20,7 +20,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..certificates import DualPoint, dual_point_from_outputs, dual_value, refine_multipliers
+from ..certificates import (
+    REFINE_MAX_SIZE,
+    DualPoint,
+    dual_point_from_outputs,
+    dual_value,
+    refine_multipliers,
+)
 from ..programs import ConvexProgram
 from ._fista import Composite, FlatParams, fista, init_state
 from .base import History, ProgressPrinter, Solution, Solver
@@ -44,7 +50,7 @@ class AugmentedLagrangian(Solver):
         after each outer update.
     rho_growth : bool, default=True
         Double ``rho`` when an outer update fails to halve the constraint violation.
-    refine_max_size : int, default=2_000_000
+    refine_max_size : int, default=REFINE_MAX_SIZE
         Near convergence, cone multipliers are re-fitted by NNLS when
         ``n_samples * n_blocks`` is at most this.
 
@@ -60,7 +66,7 @@ class AugmentedLagrangian(Solver):
         inner_max_iter: int = 500,
         inner_decay: float = 0.5,
         rho_growth: bool = True,
-        refine_max_size: int = 2_000_000,
+        refine_max_size: int = REFINE_MAX_SIZE,
     ):
         self.refine_max_size = refine_max_size
         self.rho = rho
@@ -72,7 +78,6 @@ class AugmentedLagrangian(Solver):
         self.check(program)
         op = program.operator
         n, B, c = op.n_samples, op.n_blocks, program.n_outputs
-        P = op.n_patterns
         kappa = 1.0 / np.sqrt(n)
         signs = op.signs()[:, :, None]
         fmask = op.gated._fmasks[:, :, None]
@@ -128,8 +133,9 @@ class AugmentedLagrangian(Solver):
             # the cones (an exactly feasible ReLU network) -- a handful of small NNLS,
             # so only when the unprojected iterate looks converged, every 10th outer
             # step, or when asked
-            point = dual_point_from_outputs(program, program.predict(coef, b), kappa * lam)
-            raw = program.objective(coef, b)
+            Z = program.predict(coef, b)
+            point = dual_point_from_outputs(program, Z, kappa * lam)
+            raw = program.loss.value(Z, program.Y, program.sample_weight) + program.regularizer(coef)
             near = raw - best["dual"] <= 10 * tol * abs(raw) or (it == 0 and init is not None)
             # near the end, re-fit the multipliers of blocks that violate the dual
             # bound (small NNLS each) -- the AL's own multipliers lag the primal
@@ -138,11 +144,13 @@ class AugmentedLagrangian(Solver):
                 best.update(dual=d, point=point)
             if verify or raw - best["dual"] <= tol * abs(raw):
                 feasible = program.make_feasible(coef)
-                primal = program.objective(feasible, b)
+                Z = program.predict(feasible, b)
+                primal = program.loss.value(Z, program.Y, program.sample_weight)
+                primal += program.regularizer(feasible)
                 if primal < best["primal"]:
                     best.update(primal=primal, coef=feasible, b=b.copy())
                 # the feasible point's gradient is a second dual candidate
-                point = dual_point_from_outputs(program, program.predict(feasible, b), kappa * lam)
+                point = dual_point_from_outputs(program, Z, kappa * lam)
                 d = dual_value(program, point, refine=near and small)
                 if d > best["dual"]:
                     best.update(dual=d, point=point)
