@@ -22,7 +22,7 @@ import numpy as np
 
 from .patterns import augment, masks_from_gates
 
-__all__ = ["GatedOperator", "ConeOperator"]
+__all__ = ["GatedOperator", "ConeOperator", "DictionaryOperator"]
 
 # elements per temporary (chunk_rows * n_blocks * n_outputs); ~32 MB in float64
 _CHUNK_ELEMENTS = 4_000_000
@@ -191,3 +191,56 @@ class ConeOperator:
         n, B, c = T.shape
         G = self.gated.Xa.T @ T.reshape(n, B * c)
         return G.reshape(self.n_inputs, B, c).transpose(1, 0, 2)
+
+
+class DictionaryOperator:
+    """:math:`V \\mapsto A V` for a fixed feature dictionary ``A`` (Lasso programs).
+
+    Threshold networks and deep networks on 1-D data reduce to a Lasso over a fixed
+    dictionary of features built from the training points. Each dictionary column is
+    one block of size 1 (``n_inputs == 1``), so :class:`~convexnn.penalties.ColumnGroupL2`
+    is the plain :math:`\\ell_1` norm and the gated-program machinery (FISTA, duality
+    gap, certificates) applies unchanged.
+
+    Parameters
+    ----------
+    A : ndarray of shape (n_samples, n_atoms)
+        Dictionary; column ``j`` is feature ``j`` evaluated on the training points.
+    """
+
+    def __init__(self, A: np.ndarray):
+        self.A = np.asarray(A, dtype=float)
+        if self.A.ndim != 2:
+            raise ValueError(f"the dictionary must be a 2-D array, got shape {self.A.shape}.")
+
+    @property
+    def n_samples(self) -> int:
+        """Number of rows ``n``."""
+        return self.A.shape[0]
+
+    @property
+    def n_inputs(self) -> int:
+        """Block size: 1 (one coefficient per atom and output)."""
+        return 1
+
+    @property
+    def n_patterns(self) -> int:
+        """Number of atoms (dictionary columns)."""
+        return self.A.shape[1]
+
+    n_blocks = n_patterns
+
+    def matvec(self, V: np.ndarray) -> np.ndarray:
+        """:math:`A V`, shape ``(n_samples, n_outputs)``; ``V`` has shape ``(n_atoms, 1, c)``."""
+        return self.A @ V[:, 0, :]
+
+    def rmatvec(self, Theta: np.ndarray) -> np.ndarray:
+        """:math:`A^\\top \\Theta`, shape ``(n_atoms, 1, n_outputs)``."""
+        return (self.A.T @ Theta)[:, None, :]
+
+    def norm_squared(self, w: np.ndarray, n_iter: int = 30, random_state=0) -> float:
+        """:math:`\\lambda_{max}(A^\\top W A)` (exact: the largest singular value squared)."""
+        B = np.sqrt(w)[:, None] * self.A
+        if B.size == 0:
+            return 0.0
+        return 1.02 * float(np.linalg.norm(B, 2) ** 2)
