@@ -4,6 +4,11 @@
 #   make install  editable install of convexnn (core dependencies only)
 #   make demo     install, then run `convexnn demo`
 #   make test     install with the dev extras, then run the test suite on 2 workers
+#   make docs     install with the docs extras, build the HTML docs into docs/_build/html
+#                 (runs the examples/ gallery; warnings are errors)
+#   make bench    install the peers (pyscnn into .venv; adelie into benchmarks/.venv-adelie),
+#                 run the speed benchmarks of issue 3, write benchmarks/results/speed.{json,md}
+#                 (resumable: stored per-problem results are kept; BENCH_FLAGS=--force redoes them)
 #   make clean    remove build artefacts and caches (keeps .venv)
 #   make distclean  clean, and remove .venv too
 #
@@ -24,7 +29,7 @@ PYTEST_FLAGS ?= -q -n 2
 # BLAS oversubscribes the machine and runs up to 20x slower.
 TEST_ENV := OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1
 
-.PHONY: venv install demo test clean distclean
+.PHONY: venv install demo test docs clean distclean
 
 venv: $(BIN)/python
 
@@ -49,8 +54,38 @@ demo: $(VENV)/.installed
 test: $(VENV)/.installed-dev
 	$(TEST_ENV) $(BIN)/python -m pytest $(PYTEST_FLAGS) tests
 
+$(VENV)/.installed-docs: pyproject.toml | $(BIN)/python
+	$(PIP) install $(PIP_FLAGS) -e ".[docs]"
+	@touch $@ $(VENV)/.installed
+
+docs: $(VENV)/.installed-docs
+	$(TEST_ENV) $(BIN)/python -m sphinx -b html -W --keep-going docs docs/_build/html
+
+# --- speed benchmarks (issue 3) ---------------------------------------------------------
+# pyscnn declares torchvision but runs without it, hence --no-deps plus its real imports.
+# adelie pins numpy<2, so it gets its own virtualenv and runs as a subprocess.
+BENCH_ADELIE := benchmarks/.venv-adelie
+BENCH_FLAGS ?=
+BENCH_SCRIPTS := speed_iteration speed_memory speed_gated speed_relu speed_adam
+
+.PHONY: bench
+$(VENV)/.installed-bench: $(VENV)/.installed-dev
+	$(PIP) install $(PIP_FLAGS) --no-deps pyscnn linalg_backends
+	$(PIP) install $(PIP_FLAGS) opt_einsum cvxpy tqdm
+	@touch $@
+
+$(BENCH_ADELIE)/.installed:
+	$(PYTHON) -m venv $(BENCH_ADELIE)
+	$(BENCH_ADELIE)/bin/python -m pip install $(PIP_FLAGS) adelie
+	@touch $@
+
+bench: $(VENV)/.installed-bench $(BENCH_ADELIE)/.installed
+	for s in $(BENCH_SCRIPTS); do $(TEST_ENV) $(BIN)/python benchmarks/$$s.py $(BENCH_FLAGS) || exit 1; done
+	$(BIN)/python benchmarks/speed_report.py $(filter --quick,$(BENCH_FLAGS))
+
 clean:
 	rm -rf build dist .pytest_cache .mypy_cache .ruff_cache htmlcov .coverage benchmarks/results/tmp
+	rm -rf docs/_build docs/generated docs/auto_examples docs/gen_modules docs/_api_names.rst docs/sg_execution_times.rst
 	find . -path ./$(VENV) -prune -o -name '*.egg-info' -prune -exec rm -rf {} + 2>/dev/null || true
 	find . -path ./$(VENV) -prune -o -name '__pycache__' -type d -prune -exec rm -rf {} + 2>/dev/null || true
 

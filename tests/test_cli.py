@@ -242,10 +242,15 @@ def test_predict_with_invalid_model_file(classification_csv, tmp_path, capsys):
 
 
 @pytest.mark.parametrize("argv", [["--help"], ["demo", "--help"], ["fit", "--help"],
-                                  ["predict", "--help"]])
+                                  ["predict", "--help"], ["certify", "--help"],
+                                  ["path", "--help"], ["export", "--help"]])
 def test_help(argv, capsys):
     assert main(argv) == 0
-    assert "usage: convexnn" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "usage: convexnn" in out
+    if argv == ["--help"]:
+        for command in ("fit", "predict", "certify", "path", "export", "demo"):
+            assert command in out
 
 
 def test_no_command_prints_help(capsys):
@@ -290,3 +295,210 @@ def test_fit_without_alpha_uses_the_estimators_default():
     args = build_parser().parse_args(["fit", "data.csv", "--target", "y"])
     assert args.alpha is None  # so _cmd_fit leaves the estimator's measured default
     assert ConvexMLPClassifier().alpha == 3e-3
+
+
+# --------------------------------------------------------------------------- Parquet
+
+
+def _to_parquet(csv_path: Path) -> Path:
+    pd = pytest.importorskip("pandas")
+    pytest.importorskip("pyarrow")
+    out = csv_path.with_suffix(".parquet")
+    frame = pd.read_csv(csv_path)
+    frame.to_parquet(out)
+    return out
+
+
+def test_fit_and_predict_parquet_equal_csv(classification_csv, tmp_path, capsys):
+    csv_path, X, y = classification_csv
+    parquet = _to_parquet(csv_path)
+    assert _fit(csv_path, "--target", "label", "--output", tmp_path / "csv.npz") == 0
+    assert _fit(parquet, "--target", "label", "--output", tmp_path / "pq.npz") == 0
+    a, b = load(tmp_path / "csv.npz"), load(tmp_path / "pq.npz")
+    np.testing.assert_array_equal(a[-1].coefs_[0], b[-1].coefs_[0])  # the same data exactly
+    capsys.readouterr()
+    assert main(["predict", str(tmp_path / "pq.npz"), str(parquet)]) == 0
+    header, rows = _read_csv(capsys.readouterr().out)
+    assert header == ["prediction", "proba_cat", "proba_dog"]
+    assert [r[0] for r in rows] == a.predict(X).tolist()
+
+
+def test_parquet_without_pyarrow_names_the_extra(classification_csv, monkeypatch, capsys):
+    csv_path, _, _ = classification_csv
+    parquet = _to_parquet(csv_path)
+    monkeypatch.setitem(sys.modules, "pyarrow", None)
+    _assert_user_error(capsys, ["fit", parquet, "--target", "label"],
+                       "pandas and pyarrow", "pip install 'convexnn[parquet]'")
+
+
+def test_unreadable_parquet(tmp_path, capsys):
+    pytest.importorskip("pyarrow")
+    bad = tmp_path / "bad.parquet"
+    bad.write_text("not parquet")
+    _assert_user_error(capsys, ["fit", bad, "--target", "y"], "not a readable Parquet file")
+
+
+# --------------------------------------------------------------------------- certify
+
+
+def _cvxpy_optimum(est, X, Y, w) -> float:
+    """Optimal value of the estimator's program on (X, Y), by cvxpy/Clarabel."""
+    pytest.importorskip("cvxpy")
+    from convexnn.patterns import Patterns
+    from convexnn.solvers import CvxpySolver
+
+    program = est._program(X, Y, w, Patterns(est.gates_, complete=False))
+    solution = CvxpySolver().solve(program, tol=1e-9)
+    return program.objective(solution.coef, solution.intercept)
+
+
+def test_certify_on_the_training_data_reproduces_the_fit(classification_csv, tmp_path, capsys):
+    csv_path, X, y = classification_csv
+    model_path = tmp_path / "m.npz"
+    assert _fit(csv_path, "--target", "label", "--test-size", "0", "--activation", "gated_relu",
+                "--output", model_path) == 0
+    capsys.readouterr()
+    assert main(["certify", str(model_path), str(csv_path), "--target", "label"]) == 0
+    out = capsys.readouterr().out
+    line = next(li for li in out.splitlines() if "certificate on this data:" in li)
+    primal, dual = (float(line.split(name)[1].split(",")[0]) for name in ("primal ", "dual "))
+    pipe = load(model_path)
+    est = pipe[-1]
+    saved = est.certificate_
+    assert primal == pytest.approx(saved.primal, rel=1e-5)  # printed with 6 digits
+    assert "certifies:" in out and "scope: the saved gates" in out
+    # weak duality against the program's optimum computed independently
+    Xs = pipe[0].transform(X)
+    Y = (y == "dog").astype(float)[:, None]
+    w = np.full(len(y), 1 / len(y))
+    p_star = _cvxpy_optimum(est, Xs, Y, w)
+    assert dual <= p_star * (1 + 1e-5) and p_star <= primal * (1 + 1e-5)
+
+
+def test_certify_certificate_matches_an_independent_computation(regression_csv, tmp_path):
+    from convexnn.cli import _certify_saved
+
+    csv_path, X, target = regression_csv
+    model_path = tmp_path / "r.npz"
+    assert _fit(csv_path, "--target", "price", "--test-size", "0", "--output", model_path) == 0
+    pipe = load(model_path)
+    est = pipe[-1]
+    # new data: half the rows, shifted
+    Xn, tn = X[::2] + 0.1, target[::2]
+    cert = _certify_saved(pipe, Xn, [repr(float(t)) for t in tn], "price")
+    f = pipe.predict(Xn)
+    W1, W2 = est.coefs_
+    J = 0.5 * np.mean((f - tn) ** 2) + est.alpha / 2 * (
+        np.sum(W1**2) + np.sum(est.intercepts_[0] ** 2) + np.sum(W2**2)
+    )
+    assert cert.primal == pytest.approx(J, rel=1e-12)
+    assert cert.scope == "sampled" and cert.activation == "relu"
+    p_star = _cvxpy_optimum(est, pipe[0].transform(Xn), tn[:, None], np.full(len(tn), 1 / len(tn)))
+    assert cert.dual <= p_star + 1e-8 * abs(p_star)
+    assert cert.gap == pytest.approx(cert.primal - cert.dual)
+
+
+def test_certify_errors(classification_csv, tmp_path, capsys):
+    csv_path, X, y = classification_csv
+    model_path = tmp_path / "m.npz"
+    assert _fit(csv_path, "--target", "label", "--output", model_path) == 0
+    capsys.readouterr()
+    _assert_user_error(capsys, ["certify", model_path, csv_path, "--target", "nope"],
+                       "column 'nope' not found")
+    other = _write_csv(tmp_path / "other.csv", ["x1", "x2", "label", "x3"],
+                       [["1", "2", "bird", "3"], ["1", "2", "cat", "3"]])
+    _assert_user_error(capsys, ["certify", model_path, other, "--target", "label"],
+                       "label(s) the model was not trained on: bird")
+    _assert_user_error(capsys, ["certify", tmp_path / "none.npz", csv_path, "--target", "label"],
+                       "no such model file")
+    _assert_user_error(capsys, ["certify", model_path, csv_path], "--target")
+
+
+# --------------------------------------------------------------------------- export
+
+
+def test_export_npz_and_onnx(classification_csv, tmp_path, capsys):
+    csv_path, X, y = classification_csv
+    model_path = tmp_path / "m.npz"
+    assert _fit(csv_path, "--target", "label", "--output", model_path) == 0
+    pipe = load(model_path)
+    capsys.readouterr()
+    assert main(["export", str(model_path), "--format", "npz", str(tmp_path / "w.npz")]) == 0
+    assert "exported as npz" in capsys.readouterr().out
+    with np.load(tmp_path / "w.npz", allow_pickle=False) as z:
+        H = (X - z["scaler_mean"]) / z["scaler_scale"]
+        f = np.maximum(H @ z["W1"] + z["b1"], 0) @ z["W2"] + z["b2"]
+    np.testing.assert_allclose(f[:, 0], pipe.decision_function(X), rtol=1e-12, atol=1e-12)
+
+    pytest.importorskip("torch")
+    pytest.importorskip("onnx")
+    ort = pytest.importorskip("onnxruntime")
+    from convexnn.export import onnx as onnx_export
+
+    # the CLI's exporter with torch's fast TorchScript path (the default one is slower)
+    original = onnx_export.to_onnx
+    onnx_export.to_onnx = lambda model, path: original(model, path, dynamo=False)
+    try:
+        assert main(["export", str(model_path), "--format", "onnx", str(tmp_path / "m.onnx")]) == 0
+    finally:
+        onnx_export.to_onnx = original
+    session = ort.InferenceSession(str(tmp_path / "m.onnx"), providers=["CPUExecutionProvider"])
+    scores, proba = session.run(None, {"X": X})
+    np.testing.assert_allclose(scores, pipe.decision_function(X), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(proba, pipe.predict_proba(X), rtol=1e-5, atol=1e-5)
+
+
+def test_export_errors(classification_csv, tmp_path, capsys):
+    csv_path, _, _ = classification_csv
+    model_path = tmp_path / "m.npz"
+    assert _fit(csv_path, "--target", "label", "--output", model_path) == 0
+    capsys.readouterr()
+    _assert_user_error(capsys, ["export", model_path, "--format", "pickle", tmp_path / "x"],
+                       "invalid choice")
+    _assert_user_error(capsys, ["export", model_path, "--format", "npz",
+                                tmp_path / "no" / "dir" / "x.npz"], "cannot write")
+
+
+# --------------------------------------------------------------------------- fit extras
+
+
+def test_fit_class_weight_and_verbose(classification_csv, regression_csv, tmp_path, capsys):
+    csv_path, _, _ = classification_csv
+    model_path = tmp_path / "m.npz"
+    assert _fit(csv_path, "--target", "label", "--class-weight", "balanced", "-vv", "--activation", "gated_relu",
+                "--output", model_path) == 0
+    err = capsys.readouterr().err
+    assert "[fista] iter" in err  # -vv: one line per gap check
+    est = load(model_path)[-1]
+    assert est.class_weight == "balanced" and est.verbose == 2
+    _assert_user_error(capsys, ["fit", regression_csv[0], "--target", "price",
+                                "--class-weight", "balanced"], "classification only")
+
+
+# --------------------------------------------------------------------------- path
+
+
+def test_path_writes_table_and_plot(regression_csv, tmp_path, capsys):
+    convexnn = pytest.importorskip("convexnn")
+    if not hasattr(convexnn, "regularization_path"):
+        pytest.skip("regularization_path is not available yet")
+    csv_path, _, _ = regression_csv
+    table = tmp_path / "path.csv"
+    argv = ["path", str(csv_path), "--target", "price", "--n-alphas", "4", "--out", str(table),
+            "--n-patterns", N_PATTERNS]
+    assert main(argv) == 0
+    assert "table written to" in capsys.readouterr().out
+    header, rows = _read_csv(table)
+    assert len(rows) == 4
+    assert "alpha" in header and "n_neurons" in header
+    alphas = [float(r[header.index("alpha")]) for r in rows]
+    assert alphas == sorted(alphas, reverse=True)
+    assert int(rows[0][header.index("n_neurons")]) == 0  # alpha_max: the constant model
+
+    pytest.importorskip("matplotlib")
+    plotting = pytest.importorskip("convexnn.plotting")
+    if not hasattr(plotting, "RegularizationPathDisplay"):
+        pytest.skip("RegularizationPathDisplay is not available yet")
+    png = tmp_path / "path.png"
+    assert main([*argv, "--plot", str(png)]) == 0
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import pickle
@@ -10,6 +11,7 @@ import zipfile
 
 import numpy as np
 import pytest
+from sklearn.base import BaseEstimator, is_classifier
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import MinMaxScaler, StandardScaler
@@ -58,10 +60,16 @@ def _assert_same(a, b, where: str, *, scalar_type: bool = True) -> None:
         for key in a:
             _assert_same(a[key], b[key], f"{where}[{key!r}]")
     elif isinstance(a, Certificate):
-        assert type(b) is Certificate, f"{where}: {type(b)} is not a Certificate"
+        assert type(b) is type(a), f"{where}: {type(b)} is not a {type(a).__name__}"
         _assert_same(a.to_dict(), b.to_dict(), f"{where}.to_dict()")
         assert str(a) == str(b), where
         assert a.certifies == b.certifies, where
+    elif dataclasses.is_dataclass(a) and not isinstance(a, type):
+        assert type(b) is type(a), f"{where}: {type(b)} is not a {type(a).__name__}"
+        for f in dataclasses.fields(a):
+            _assert_same(getattr(a, f.name), getattr(b, f.name), f"{where}.{f.name}")
+    elif isinstance(a, BaseEstimator):
+        _assert_same_estimator(a, b)
     elif isinstance(a, float) and math.isnan(a):
         assert isinstance(b, float) and math.isnan(b), f"{where}: {b!r} is not NaN"
     else:
@@ -260,7 +268,9 @@ def test_file_is_pickle_free_and_header_is_descriptive(binary_classifier, tmp_pa
             assert not data[name].dtype.hasobject, name  # loads without pickle
     header = _header(path)
     assert header["format"] == "convexnn-model"
-    assert header["format_version"] == cio.FORMAT_VERSION == 1
+    # written with the lowest version that describes it: version-1 readers still load it
+    assert header["format_version"] == 1
+    assert cio.FORMAT_VERSION == 2
     assert header["convexnn_version"] == "0.1.0"
     assert header["estimator"]["class"] == "ConvexMLPClassifier"
     assert header["checksum"]["algorithm"] == "sha256"
@@ -308,11 +318,11 @@ def test_extra_array_fails_checksum(binary_classifier, tmp_path):
 def test_newer_format_version_is_refused(binary_classifier, tmp_path):
     clf, _ = binary_classifier
     path = cio.save(clf, tmp_path / "clf.npz")
-    _edit_header(path, lambda h: h.update(format_version=2), resign=True)
+    _edit_header(path, lambda h: h.update(format_version=cio.FORMAT_VERSION + 1), resign=True)
     with pytest.raises(ValueError) as excinfo:
         cio.load(path)
     assert str(excinfo.value) == (
-        "file written by convexnn format version 2; this convexnn reads up to 1; "
+        "file written by convexnn format version 3; this convexnn reads up to 2; "
         "upgrade convexnn"
     )
 
@@ -414,3 +424,276 @@ def test_object_arrays_are_converted_or_refused(tmp_path):
     loaded = cio.load(cio.save(ConvexMLPRegressor(sampler=ints), tmp_path / "ints.npz"))
     assert loaded.sampler.dtype == object
     assert loaded.sampler.tolist() == [[1, 2], [3, 4]]
+
+
+# --------------------------------------------------------------------------- every estimator
+
+
+def _small_params(est) -> dict:
+    """Parameters that keep a fit small, for whichever of them ``est`` has."""
+    small = {"n_patterns": 8, "max_iter": 300, "n_alphas": 3, "cv": 2, "random_state": 0}
+    names = est.get_params(deep=False)
+    return {k: v for k, v in small.items() if k in names}
+
+
+def _estimator_names() -> list[str]:
+    import convexnn.estimators
+
+    return list(convexnn.estimators.__all__)
+
+
+@pytest.mark.parametrize("name", _estimator_names())
+def test_every_estimator_in_the_package_round_trips(name, tmp_path):
+    import convexnn.estimators
+
+    cls = getattr(convexnn.estimators, name)
+    rng = np.random.default_rng(5)
+    X = rng.uniform(-2, 2, size=(40, 1))  # one feature: every estimator accepts it
+    est = cls()
+    est.set_params(**_small_params(est))
+    y = np.sin(2 * X[:, 0])
+    if is_classifier(est):
+        y = np.where(y > 0, "up", "down")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # convergence is not under test
+        est.fit(X, y)
+    path = cio.save(est, tmp_path / f"{name}.npz")
+    loaded = cio.load(path)
+    _assert_same_estimator(est, loaded)
+    _assert_same_predictions(est, loaded, X)
+
+
+class _NewRegressor(ConvexMLPRegressor):
+    """Stands for an estimator class added to convexnn.estimators later."""
+
+
+def test_a_new_estimator_class_round_trips_without_editing_io(monkeypatch, tmp_path):
+    import convexnn.estimators
+
+    est = _NewRegressor("gated_relu", n_patterns=N_PATTERNS, max_iter=MAX_ITER, random_state=0)
+    with pytest.raises(ValueError, match="supports"):  # not (yet) in the package
+        cio.save(est, tmp_path / "new.npz")
+    monkeypatch.setattr(convexnn.estimators, "_NewRegressor", _NewRegressor, raising=False)
+    monkeypatch.setattr(
+        convexnn.estimators, "__all__", [*convexnn.estimators.__all__, "_NewRegressor"]
+    )
+    X, score = _make_data(seed=6)
+    est.fit(X, score)
+    loaded = cio.load(cio.save(est, tmp_path / "new.npz"))
+    assert type(loaded) is _NewRegressor
+    _assert_same_estimator(est, loaded)
+    _assert_same_predictions(est, loaded, X)
+
+
+@pytest.mark.parametrize(
+    "labels",
+    [
+        np.array([3, 7]),  # int64
+        np.array([-1.0, 2.0]),  # float64 (integral: scikit-learn refuses continuous labels)
+        np.array([False, True]),  # bool
+        np.array(["b", "a"]),  # unicode
+        np.array(["x", "yy", "zzz"], dtype=object),  # object strings, three classes
+        np.array([10, 20, 30], dtype=np.int8),
+    ],
+    ids=["int", "float", "bool", "str", "object", "int8"],
+)
+def test_classes_of_any_label_type_round_trip(labels, tmp_path):
+    X, score = _make_data(n_samples=60, seed=7)
+    codes = np.digitize(score, np.quantile(score, np.linspace(0, 1, len(labels) + 1)[1:-1]))
+    y = labels[codes]
+    clf = ConvexMLPClassifier("gated_relu", n_patterns=N_PATTERNS, max_iter=MAX_ITER,
+                              random_state=0).fit(X, y)
+    loaded = cio.load(cio.save(clf, tmp_path / "labels.npz"))
+    assert loaded.classes_.dtype == clf.classes_.dtype
+    assert loaded.classes_.tolist() == clf.classes_.tolist()
+    _assert_same_estimator(clf, loaded)
+    _assert_same_predictions(clf, loaded, X)
+    assert loaded.predict(X).dtype == clf.predict(X).dtype
+
+
+@pytest.mark.parametrize("class_weight", [{0: 1.0, 1: 5.0}, {"no": 2.0}, "balanced", None])
+def test_class_weight_parameter_round_trips(class_weight, tmp_path):
+    clf = ConvexMLPClassifier(class_weight=class_weight)
+    loaded = cio.load(cio.save(clf, tmp_path / "cw.npz"))
+    assert loaded.class_weight == class_weight
+    if isinstance(class_weight, dict):
+        assert [type(k) for k in loaded.class_weight] == [type(k) for k in class_weight]
+
+
+def test_history_certificate_and_feature_names_round_trip(tmp_path):
+    pd = pytest.importorskip("pandas")
+    X, score = _make_data(seed=8)
+    df = pd.DataFrame(X, columns=["a", "b", "c"])
+    reg = ConvexMLPRegressor("gated_relu", n_patterns=N_PATTERNS, random_state=0).fit(df, score)
+    loaded = cio.load(cio.save(reg, tmp_path / "reg.npz"))
+    assert loaded.history_ == reg.history_ and len(loaded.history_["primal"]) >= 1
+    assert loaded.certificate_ == reg.certificate_
+    assert loaded.feature_names_in_.tolist() == ["a", "b", "c"]
+    assert loaded.loss_curve_ == reg.loss_curve_
+
+
+def test_dict_of_arrays_and_nested_values_keep_their_types(tmp_path):
+    X, score = _make_data(seed=9)
+    reg = ConvexMLPRegressor("gated_relu", n_patterns=N_PATTERNS, max_iter=MAX_ITER,
+                             random_state=0).fit(X, score)
+    # what a cross-validated estimator stores: a dict of arrays of several dtypes
+    reg.cv_results_ = {
+        "alphas": np.array([1.0, 0.1, 0.01]),
+        "rank": np.array([3, 1, 2], dtype=np.int32),
+        "split/0": np.array([0.5, 0.7, 0.6], dtype=np.float32),
+        "best": np.float64(0.7),
+        "names": ["a", "b"],
+    }
+    reg.inner_estimator_ = ConvexMLPRegressor(alpha=0.5)
+    reg.history_list_ = [np.arange(3), 1.5]  # a mixed sequence
+    path = cio.save(reg, tmp_path / "cv.npz")
+    assert _header(path)["format_version"] == 2  # needs the newer format
+    loaded = cio.load(path)
+    _assert_same_estimator(reg, loaded)
+    assert loaded.cv_results_["rank"].dtype == np.int32
+    assert type(loaded.inner_estimator_) is ConvexMLPRegressor
+    assert loaded.inner_estimator_.alpha == 0.5
+
+
+def test_arrays_from_torch_are_saved_as_float64_numpy(tmp_path):
+    torch = pytest.importorskip("torch")
+    X, score = _make_data(seed=10)
+    reg = ConvexMLPRegressor("gated_relu", n_patterns=N_PATTERNS, max_iter=MAX_ITER,
+                             random_state=0).fit(X, score)
+    expected = reg.predict(X)
+    # as a GPU fit would leave them: framework tensors, float32, one tracking gradients
+    W1 = torch.tensor(reg.coefs_[0], dtype=torch.float32, requires_grad=True)
+    reg.coefs_ = [W1, torch.tensor(reg.coefs_[1], dtype=torch.float32)]
+    loaded = cio.load(cio.save(reg, tmp_path / "gpu.npz"))
+    assert all(isinstance(w, np.ndarray) and w.dtype == np.float64 for w in loaded.coefs_)
+    np.testing.assert_array_equal(loaded.coefs_[0], W1.detach().double().numpy())
+    np.testing.assert_allclose(loaded.predict(X), expected, rtol=1e-5, atol=1e-5)
+
+
+def test_unknown_value_class_is_refused(binary_classifier, tmp_path):
+    clf, _ = binary_classifier
+    path = cio.save(clf, tmp_path / "clf.npz")
+
+    def edit(header):
+        header["estimator"]["attributes"]["certificate_"] = {
+            "type": "dataclass", "class": "os:system", "fields": {}
+        }
+
+    _edit_header(path, edit, resign=True)
+    with pytest.raises(ValueError, match="unknown value class 'os:system'"):
+        cio.load(path)
+
+
+# --------------------------------------------------------------------------- ONNX
+
+
+def _onnx_run(path, X):
+    ort = pytest.importorskip("onnxruntime")
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    assert [i.name for i in session.get_inputs()] == ["X"]
+    names = [o.name for o in session.get_outputs()]
+    return dict(zip(names, session.run(None, {"X": X})))
+
+
+@pytest.fixture(scope="module")
+def onnx_ready():
+    pytest.importorskip("torch")
+    pytest.importorskip("onnx")
+    pytest.importorskip("onnxruntime")
+
+
+def test_onnx_regressor_matches_predict(onnx_ready, tmp_path):
+    X, score = _make_data(seed=11)
+    Y = np.column_stack([score, np.sin(X[:, 0])])
+    for y in (score, Y):
+        reg = ConvexMLPRegressor("relu", n_patterns=N_PATTERNS, max_iter=MAX_ITER,
+                                 random_state=0).fit(X, y)
+        out = _onnx_run(reg.to_onnx(tmp_path / "reg.onnx", dynamo=False), X)
+        assert list(out) == ["predictions"]
+        assert out["predictions"].shape == reg.predict(X).shape
+        np.testing.assert_allclose(out["predictions"], reg.predict(X), rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(out["predictions"], reg.predict(X), rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("fixture", ["binary_classifier", "multiclass_classifier"])
+def test_onnx_classifier_matches_decision_function_and_proba(onnx_ready, fixture, request,
+                                                             tmp_path):
+    clf, X = request.getfixturevalue(fixture)
+    out = _onnx_run(clf.to_onnx(tmp_path / "clf.onnx", dynamo=False), X)
+    assert list(out) == ["decision_function", "probabilities"]
+    np.testing.assert_allclose(out["decision_function"], clf.decision_function(X),
+                               rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(out["probabilities"], clf.predict_proba(X), rtol=1e-5, atol=1e-5)
+    labels = clf.classes_[np.argmax(out["probabilities"], axis=1)]
+    assert labels.tolist() == clf.predict(X).tolist()
+    # any number of rows, including one
+    one = _onnx_run(tmp_path / "clf.onnx", X[:1])
+    np.testing.assert_allclose(one["decision_function"], clf.decision_function(X[:1]),
+                               rtol=1e-12, atol=1e-12)
+
+
+def test_onnx_float32_and_pipeline_with_scaler(onnx_ready, fitted_pipeline, tmp_path):
+    from convexnn.export.onnx import to_onnx
+
+    pipe, X = fitted_pipeline
+    out = _onnx_run(to_onnx(pipe, tmp_path / "pipe.onnx", dynamo=False), X)  # raw features
+    np.testing.assert_allclose(out["predictions"], pipe.predict(X), rtol=1e-12, atol=1e-12)
+    out32 = _onnx_run(to_onnx(pipe, tmp_path / "pipe32.onnx", dtype="float32", dynamo=False),
+                      X.astype(np.float32))
+    assert out32["predictions"].dtype == np.float32
+    np.testing.assert_allclose(out32["predictions"], pipe.predict(X), rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match="dtype"):
+        to_onnx(pipe, tmp_path / "x.onnx", dtype="float16")
+    with pytest.raises(ValueError, match="Pipeline of"):
+        to_onnx(make_pipeline(MinMaxScaler(), pipe[-1]), tmp_path / "x.onnx")
+    with pytest.raises(sklearn_not_fitted()):
+        ConvexMLPRegressor().to_onnx(tmp_path / "x.onnx")
+
+
+def sklearn_not_fitted():
+    from sklearn.exceptions import NotFittedError
+
+    return NotFittedError
+
+
+@pytest.mark.slow
+def test_onnx_default_exporter_gated_classifier(onnx_ready, multiclass_classifier, tmp_path):
+    pytest.importorskip("onnxscript")
+    clf, X = multiclass_classifier
+    path = clf.to_onnx(tmp_path / "dynamo.onnx")  # torch.export-based exporter (default)
+    out = _onnx_run(path, X)
+    np.testing.assert_allclose(out["decision_function"], clf.decision_function(X),
+                               rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(out["probabilities"], clf.predict_proba(X), rtol=1e-5, atol=1e-5)
+
+
+def test_npz_export_is_the_network(fitted_pipeline, binary_classifier, tmp_path):
+    from convexnn.export import save_npz
+
+    pipe, X = fitted_pipeline
+    with np.load(save_npz(pipe, tmp_path / "net.npz"), allow_pickle=False) as z:
+        a = {k: z[k] for k in z.files}
+    assert str(a["activation"]) == "relu" and str(a["output"]) == "predict"
+    H = (X - a["scaler_mean"]) / a["scaler_scale"]
+    f = np.maximum(H @ a["W1"] + a["b1"], 0) @ a["W2"] + a["b2"]
+    np.testing.assert_allclose(f[:, 0], pipe.predict(X), rtol=1e-12, atol=1e-12)
+
+    clf, X = binary_classifier
+    with np.load(save_npz(clf, tmp_path / "clf.npz"), allow_pickle=False) as z:
+        assert z["classes"].tolist() == ["no", "yes"]
+        assert str(z["output"]) == "decision_function"
+        assert "scaler_mean" not in z.files
+
+
+@pytest.mark.slow
+def test_torch_export_program_matches(binary_classifier, tmp_path):
+    torch = pytest.importorskip("torch")
+    from convexnn.export import save_torch
+
+    clf, X = binary_classifier
+    program = torch.export.load(str(save_torch(clf, tmp_path / "clf.pt2")))
+    scores, proba = program.module()(torch.as_tensor(X))
+    np.testing.assert_allclose(scores.detach().numpy(), clf.decision_function(X), rtol=1e-12,
+                               atol=1e-12)
+    np.testing.assert_allclose(proba.detach().numpy(), clf.predict_proba(X), rtol=1e-12,
+                               atol=1e-12)

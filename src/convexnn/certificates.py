@@ -95,7 +95,7 @@ class Certificate:
     @property
     def certifies(self) -> str:
         """One sentence saying what the numbers prove."""
-        kind = "ReLU" if self.activation == "relu" else "gated-ReLU"
+        kind = {"relu": "ReLU", "gated_relu": "gated-ReLU"}.get(self.activation, self.activation)
         if self.scope == "global":
             who = (
                 f"Global certificate: no two-layer {kind} network of any width (the data's "

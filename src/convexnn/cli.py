@@ -1,10 +1,12 @@
-"""Command line interface: ``convexnn demo | fit | predict``.
+"""Command line interface: ``convexnn fit | predict | certify | path | export | demo``.
 
 Run ``convexnn --help`` or ``convexnn COMMAND --help`` for the options. Errors that the
 user can cause (a missing file, a bad column, an invalid option) print one line starting
 with ``convexnn: error:`` on stderr and exit with status 2.
 
-CSV files are read with the :mod:`csv` module and NumPy only (pandas is not needed).
+Data files are CSV (header row required), read with the :mod:`csv` module and NumPy
+only (pandas is not needed), or Parquet (``.parquet`` / ``.pq``), read with pandas and
+pyarrow (the ``parquet`` extra: ``pip install 'convexnn[parquet]'``).
 """
 
 from __future__ import annotations
@@ -99,6 +101,71 @@ def _parse_float(value: str) -> float | None:
         return float(value)
     except ValueError:
         return None
+
+
+#: File suffixes read as Parquet (everything else is read as CSV).
+PARQUET_SUFFIXES = (".parquet", ".pq")
+
+
+def _read_table(path: str | Path) -> _Table:
+    """Read a CSV or (by suffix) Parquet file into a table of strings."""
+    path = Path(path)
+    if not path.exists():
+        raise CLIError(f"no such file: {path}")
+    if not path.is_file():
+        raise CLIError(f"not a file: {path}")
+    if path.suffix.lower() in PARQUET_SUFFIXES:
+        return _read_parquet(path)
+    return _read_csv(path)
+
+
+def _cell_text(value: Any) -> str:
+    """A Parquet cell as the text a CSV file would hold (floats exactly, via repr)."""
+    if value is None:
+        return ""
+    if isinstance(value, (bool, np.bool_)):
+        return str(bool(value))
+    if isinstance(value, (float, np.floating)):
+        return "" if math.isnan(value) else repr(float(value))
+    if isinstance(value, (np.integer,)):
+        return str(int(value))
+    try:  # pandas' missing-value markers (NA, NaT)
+        import pandas as pd
+
+        if value is pd.NA or value is pd.NaT:
+            return ""
+    except ImportError:  # pragma: no cover - pandas is present when this runs
+        pass
+    return str(value)
+
+
+def _read_parquet(path: Path) -> _Table:
+    try:
+        import pandas as pd
+        import pyarrow  # noqa: F401
+    except ImportError:
+        raise CLIError(
+            f"reading {path} needs pandas and pyarrow (the parquet extra): "
+            "pip install 'convexnn[parquet]'"
+        ) from None
+    try:
+        frame = pd.read_parquet(path)
+    except Exception as exc:  # pyarrow raises several exception types for bad files
+        raise CLIError(f"{path} is not a readable Parquet file ({exc})") from None
+    columns = [str(name).strip() for name in frame.columns]
+    seen: set[str] = set()
+    for name in columns:
+        if not name:
+            raise CLIError(f"{path}: a column has an empty name")
+        if name in seen:
+            raise CLIError(f"{path}: column {name!r} appears twice")
+        seen.add(name)
+    if len(frame) == 0:
+        raise CLIError(f"{path} has no rows")
+    cells = [[_cell_text(v) for v in frame.iloc[:, j].tolist()] for j in range(len(columns))]
+    rows = [list(row) for row in zip(*cells)]
+    # "line" of row i for messages: the row number (Parquet has no lines)
+    return _Table(path, columns, rows, list(range(1, len(rows) + 1)))
 
 
 def _read_csv(path: str | Path) -> _Table:
@@ -344,7 +411,7 @@ def _cmd_fit(args: argparse.Namespace) -> int:
 
     if not 0.0 <= args.test_size < 1.0:
         raise CLIError(f"--test-size must be in [0, 1), got {args.test_size}")
-    table = _read_csv(args.csv)
+    table = _read_table(args.csv)
     target_index = table.column_index(args.target)
     feature_indices = [i for i in range(len(table.columns)) if i != target_index]
     if not feature_indices:
@@ -394,6 +461,12 @@ def _cmd_fit(args: argparse.Namespace) -> int:
         params["n_patterns"] = args.n_patterns
     if args.max_iter is not None:
         params["max_iter"] = args.max_iter
+    if args.class_weight is not None:
+        if task != "classification":
+            raise CLIError("--class-weight applies to classification only")
+        params["class_weight"] = args.class_weight
+    if args.verbose:
+        params["verbose"] = args.verbose
     est = est_cls(**params)
     model = est if args.no_standardize else make_pipeline(StandardScaler(), est)
     print()
@@ -440,20 +513,25 @@ def _format_cell(value: Any) -> str:
     return str(value)
 
 
-def _cmd_predict(args: argparse.Namespace) -> int:
-    from sklearn.base import is_classifier
-
+def _load_model(path_text: str) -> tuple[Any, dict, Path]:
+    """``(model, metadata, path)`` of a saved model; CLIError if it cannot be read."""
     from convexnn.io import load
 
-    model_path = Path(args.model)
+    model_path = Path(path_text)
     if not model_path.is_file():
         raise CLIError(f"no such model file: {model_path}")
     try:
         model, metadata = load(model_path, return_metadata=True)
     except ValueError as exc:
         raise CLIError(str(exc)) from None
-    table = _read_csv(args.csv)
+    return model, metadata, model_path
 
+
+def _model_features(model: Any, metadata: dict, table: _Table, model_path: Path,
+                    exclude: int | None = None) -> np.ndarray:
+    """The model's feature columns of ``table`` as floats, matched by name when the
+    model (or the CLI metadata) knows the names, else by position (leaving out column
+    ``exclude``, e.g. the target)."""
     names = getattr(model, "feature_names_in_", None)
     if names is None and isinstance(metadata.get("cli"), dict):
         names = metadata["cli"].get("feature_names")
@@ -468,14 +546,22 @@ def _cmd_predict(args: argparse.Namespace) -> int:
                 f"{table.path} lacks the model's feature column(s): {', '.join(missing)}"
             )
         indices = [table.columns.index(n) for n in names]
-    elif len(table.columns) == n_features:
-        indices = list(range(n_features))
     else:
-        raise CLIError(
-            f"{model_path} stores no feature names, so {table.path} must have exactly its "
-            f"{n_features} feature columns in training order (it has {len(table.columns)})"
-        )
-    X = table.numeric(indices)
+        indices = [i for i in range(len(table.columns)) if i != exclude]
+        if len(indices) != n_features:
+            raise CLIError(
+                f"{model_path} stores no feature names, so {table.path} must have exactly "
+                f"its {n_features} feature columns in training order (it has {len(indices)})"
+            )
+    return table.numeric(indices)
+
+
+def _cmd_predict(args: argparse.Namespace) -> int:
+    from sklearn.base import is_classifier
+
+    model, metadata, model_path = _load_model(args.model)
+    table = _read_table(args.csv)
+    X = _model_features(model, metadata, table, model_path)
 
     with warnings.catch_warnings():
         # Columns were matched by name above; a model fitted on a DataFrame would
@@ -512,6 +598,191 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         print(f"{len(body)} predictions written to {args.output}", file=sys.stderr)
     else:
         write(sys.stdout)
+    return 0
+
+
+def _certify_saved(model: Any, X: np.ndarray, raw_target: list[str], target: str) -> Any:
+    """The certificate of a saved model's network on ``(X, target)``.
+
+    The program is rebuilt from the saved gates and the new data (uniform sample
+    weights, times the model's ``class_weight`` if it has one), the primal is the objective ``J`` of the saved network on that data, and
+    the dual bound comes from the network's outputs (for ReLU with cone multipliers
+    re-fitted exactly when the problem is small).
+    """
+    from sklearn.base import is_classifier
+
+    from convexnn.certificates import REFINE_MAX_SIZE, certify, dual_point_from_outputs
+    from convexnn.patterns import Patterns
+
+    est = _final_step(model)
+    needed = ("gates_", "convex_coef_", "intercepts_", "_program", "to_network")
+    if not all(hasattr(est, name) for name in needed):
+        raise CLIError(
+            f"certify needs a model fitted on sampled activation patterns (gates_, "
+            f"convex_coef_); a {type(est).__name__} has no such program"
+        )
+    if _final_step(model) is not model:
+        X = model[:-1].transform(X)
+    if is_classifier(est):
+        y = _target_array(raw_target, "classification")
+        classes = est.classes_
+        index = {label: k for k, label in enumerate(classes.tolist())}
+        codes = [index.get(label) for label in y.tolist()]
+        unknown = sorted({str(v) for v, c in zip(y.tolist(), codes) if c is None})
+        if unknown:
+            raise CLIError(
+                f"target {target!r} holds label(s) the model was not trained on: "
+                f"{', '.join(unknown[:5])} (its classes: {', '.join(map(str, classes))})"
+            )
+        codes = np.asarray(codes, dtype=np.int64)
+        Y = codes.astype(float)[:, None] if len(classes) == 2 else np.eye(len(classes))[codes]
+    else:
+        y = _target_array(raw_target, "regression")
+        if not np.all(np.isfinite(y)):
+            raise CLIError(f"target {target!r} has missing or non-finite values")
+        Y = y.reshape(len(y), -1)
+        if Y.shape[1] != est.n_outputs_:
+            raise CLIError(f"the model has {est.n_outputs_} outputs, the data 1 target column")
+    if not np.all(np.isfinite(X)):
+        raise CLIError("the feature columns have missing or non-finite values")
+    n = X.shape[0]
+    # the training objective's weighting: uniform, times class_weight for classifiers
+    w = np.asarray(est._weight_samples(y, np.ones(n)), dtype=float)
+    if not w.sum() > 0:
+        raise CLIError("the class weights of this data sum to zero")
+    w = w / w.sum()
+    # on new data the saved gates are not known to enumerate every pattern: "sampled"
+    program = est._program(X, Y, w, Patterns(np.asarray(est.gates_, dtype=float), complete=False))
+    coef = np.asarray(est.convex_coef_, dtype=float)
+    if coef.shape != program.coef_shape:
+        raise CLIError(
+            f"the saved solution has shape {coef.shape}, the rebuilt program needs "
+            f"{program.coef_shape}; the model file is inconsistent"
+        )
+    intercept = np.asarray(est.intercepts_[1], dtype=float)
+    network = est.to_network()
+    Z = network.forward(X)
+    primal = network.objective(X, Y, w, program.loss, float(est.alpha))
+    points = [dual_point_from_outputs(program, Z), dual_point_from_outputs(
+        program, program.predict(coef, intercept))]
+    small = n * program.operator.n_blocks <= REFINE_MAX_SIZE
+    return certify(
+        program, coef, intercept, points, activation=str(est.activation), tol=float(est.tol),
+        primal=primal, refine=small,
+    )
+
+
+def _cmd_certify(args: argparse.Namespace) -> int:
+    model, metadata, model_path = _load_model(args.model)
+    if getattr(_final_step(model), "n_features_in_", None) is None:
+        raise CLIError(f"{model_path} holds an unfitted model; fit it before certifying")
+    table = _read_table(args.data)
+    target_index = table.column_index(args.target)
+    X = _model_features(model, metadata, table, model_path, exclude=target_index)
+    raw_target = table.raw_column(target_index)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="X does not have valid feature names")
+        cert = _certify_saved(model, X, raw_target, args.target)
+    est = _final_step(model)
+    saved = getattr(est, "certificate_", None)
+    out = sys.stdout
+    print(f"model: {model_path} ({type(est).__name__}, activation {est.activation}, "
+          f"alpha {est.alpha:g}, {getattr(est, 'n_neurons_', '?')} neurons)", file=out)
+    print(f"data:  {table.path}, {X.shape[0]} rows, target {args.target!r}", file=out)
+    print(file=out)
+    print(f"  certificate on this data: {cert}", file=out)
+    print(textwrap.fill(cert.certifies, width=100, initial_indent="  certifies: ",
+                        subsequent_indent=" " * 13), file=out)
+    if cert.cone_violation > 0:
+        print(f"  cone violation on this data: {cert.cone_violation:.2e} (the ReLU program's "
+              "constraints are data-dependent; the primal is the network's exact objective)",
+              file=out)
+    if saved is not None:
+        print(f"  certificate at training:  {saved}", file=out)
+    print("  scope: the saved gates are re-used on this data; they are not known to "
+          "enumerate its activation patterns, so the scope is 'sampled'", file=out)
+    return 0
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from convexnn.export import export_model
+
+    model, _, model_path = _load_model(args.model)
+    try:
+        written = export_model(model, args.out, args.format)
+    except ImportError as exc:
+        raise CLIError(str(exc)) from None
+    except ValueError as exc:
+        raise CLIError(f"cannot export {model_path}: {exc}") from None
+    except OSError as exc:
+        raise CLIError(f"cannot write {args.out}: {exc.strerror or exc}") from None
+    print(f"{model_path} exported as {args.format} to {written}")
+    return 0
+
+
+def _cmd_path(args: argparse.Namespace) -> int:
+    from sklearn.preprocessing import StandardScaler
+
+    try:
+        from convexnn import ConvexMLPClassifier, ConvexMLPRegressor, regularization_path
+    except ImportError:
+        raise CLIError("this convexnn has no regularization_path yet") from None
+
+    table = _read_table(args.data)
+    target_index = table.column_index(args.target)
+    feature_indices = [i for i in range(len(table.columns)) if i != target_index]
+    if not feature_indices:
+        raise CLIError(f"{table.path} has no feature columns besides the target {args.target!r}")
+    raw_target = table.raw_column(target_index)
+    X = table.numeric(feature_indices)
+    task, reason = _choose_task(args.task, raw_target, args.target)
+    y = _target_array(raw_target, task)
+    if not args.no_standardize:
+        X = StandardScaler().fit_transform(X)
+    print(f"task: {task} ({reason}); {X.shape[0]} rows, {X.shape[1]} features"
+          + ("" if args.no_standardize else ", standardized"))
+    est_cls = ConvexMLPClassifier if task == "classification" else ConvexMLPRegressor
+    params: dict[str, Any] = {"activation": args.activation, "random_state": args.seed}
+    if args.n_patterns is not None:
+        params["n_patterns"] = args.n_patterns
+    if args.max_iter is not None:
+        params["max_iter"] = args.max_iter
+    try:
+        path = regularization_path(
+            X, y, estimator=est_cls(**params), n_alphas=args.n_alphas, verbose=args.verbose
+        )
+    except ValueError as exc:
+        raise CLIError(f"path failed: {exc}") from None
+    try:
+        written = path.write_csv(args.out)
+    except OSError as exc:
+        raise CLIError(f"cannot write {args.out}: {exc.strerror or exc}") from None
+    print(f"{len(path.alphas)} alphas from {path.alphas[0]:.4g} (alpha_max) to "
+          f"{path.alphas[-1]:.4g}; table written to {written}")
+    if args.plot:
+        try:
+            import matplotlib
+
+            matplotlib.use("Agg")
+        except ImportError:
+            raise CLIError(
+                "--plot needs matplotlib (the plot extra): pip install 'convexnn[plot]'"
+            ) from None
+        try:
+            from convexnn.plotting import RegularizationPathDisplay
+        except ImportError as exc:
+            raise CLIError(f"this convexnn cannot plot paths yet ({exc})") from None
+        display = RegularizationPathDisplay.from_path(path).plot()
+        figure = display.figure_
+        try:
+            figure.savefig(args.plot, dpi=120, bbox_inches="tight")
+        except OSError as exc:
+            raise CLIError(f"cannot write {args.plot}: {exc.strerror or exc}") from None
+        finally:
+            import matplotlib.pyplot as plt
+
+            plt.close(figure)
+        print(f"plot written to {args.plot}")
     return 0
 
 
@@ -581,7 +852,7 @@ def build_parser() -> argparse.ArgumentParser:
             "certificate, and save it with convexnn.io.save."
         ),
     )
-    fit.add_argument("csv", help="training data (CSV with a header row)")
+    fit.add_argument("csv", help="training data (CSV with a header row, or .parquet/.pq)")
     fit.add_argument("--target", required=True, metavar="COLUMN", help="name of the target column")
     fit.add_argument("--task", choices=["classification", "regression", "auto"], default="auto",
                      help="auto (default): classification if the target is non-numeric or has "
@@ -604,6 +875,13 @@ def build_parser() -> argparse.ArgumentParser:
                      "(default: 0.2). The saved model is fitted on the remaining rows.")
     fit.add_argument("--seed", type=int, default=0, metavar="S",
                      help="random_state of the split and the estimator (default: 0)")
+    fit.add_argument("--class-weight", choices=["balanced"], default=None,
+                     help="classification only: 'balanced' weighs classes inversely to "
+                     "their frequency (scikit-learn's class_weight='balanced')")
+    fit.add_argument("--verbose", "-v", action="count", default=0,
+                     help="show a live progress bar for fits longer than a second; -vv: "
+                     "one line per duality-gap check. Ctrl-C stops the fit and keeps (and "
+                     "saves) the network reached so far, with its certificate")
     fit.set_defaults(func=_cmd_fit)
 
     predict = sub.add_parser(
@@ -617,10 +895,79 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     predict.add_argument("model", help="model file written by `convexnn fit` or convexnn.io.save")
-    predict.add_argument("csv", help="data to predict (CSV with a header row)")
+    predict.add_argument("csv", help="data to predict (CSV with a header row, or .parquet/.pq)")
     predict.add_argument("--output", "-o", default=None, metavar="PREDS",
                          help="write predictions to this CSV file (default: stdout)")
     predict.set_defaults(func=_cmd_predict)
+
+    certify = sub.add_parser(
+        "certify",
+        help="re-check a saved model on data and print its certificate",
+        description=(
+            "Load a saved model, rebuild its convex program from the saved activation "
+            "gates and the given data, and print the duality-gap certificate of the saved "
+            "network on that data: its objective J there, a proven lower bound for every "
+            "network over the same patterns, and the gap between them. Feature columns "
+            "are matched by name when the model knows them."
+        ),
+    )
+    certify.add_argument("model", help="model file written by `convexnn fit` or convexnn.save")
+    certify.add_argument("data", help="data with the target column (CSV, or .parquet/.pq)")
+    certify.add_argument("--target", required=True, metavar="COLUMN",
+                         help="name of the target column")
+    certify.set_defaults(func=_cmd_certify)
+
+    path = sub.add_parser(
+        "path",
+        help="compute the regularization path and write its table (and plot)",
+        description=(
+            "Solve the convex program for a decreasing log grid of alpha, from alpha_max "
+            "(the smallest alpha whose solution is the constant model) down, with warm "
+            "starts, and write one row per alpha (objective, dual bound, gap, neurons, "
+            "scores) to a CSV table; optionally plot it."
+        ),
+    )
+    path.add_argument("data", help="training data (CSV, or .parquet/.pq)")
+    path.add_argument("--target", required=True, metavar="COLUMN", help="name of the target column")
+    path.add_argument("--out", required=True, metavar="TABLE", help="CSV file for the path table")
+    path.add_argument("--plot", default=None, metavar="PNG",
+                      help="also draw the path (needs the plot extra) to this image file")
+    path.add_argument("--n-alphas", type=_positive_int, default=20, metavar="N",
+                      help="number of alphas on the grid (default: 20)")
+    path.add_argument("--task", choices=["classification", "regression", "auto"], default="auto",
+                      help="as for `fit` (default: auto)")
+    path.add_argument("--activation", choices=["relu", "gated_relu"], default="gated_relu",
+                      help="hidden activation (default: gated_relu, whose solver is fast)")
+    path.add_argument("--n-patterns", type=_positive_int, default=None, metavar="P",
+                      help="number of sampled activation patterns (default: the estimator's)")
+    path.add_argument("--max-iter", type=_positive_int, default=None, metavar="K",
+                      help="solver iteration budget per alpha (default: the estimator's)")
+    path.add_argument("--no-standardize", action="store_true",
+                      help="do not standardize the features first")
+    path.add_argument("--seed", type=int, default=0, metavar="S",
+                      help="random_state of the pattern sampler (default: 0)")
+    path.add_argument("--verbose", "-v", action="count", default=0,
+                      help="print one line per alpha")
+    path.set_defaults(func=_cmd_path)
+
+    export = sub.add_parser(
+        "export",
+        help="export a saved model to ONNX, torch or plain arrays",
+        description=(
+            "Write a saved model in another format. onnx: an ONNX graph (input X; outputs "
+            "'predictions', or 'decision_function' and 'probabilities' for classifiers; "
+            "needs the torch and onnx extras). torch: a torch.export program (.pt2), loaded "
+            "with torch.export.load(OUT).module() (needs the torch extra). npz: the "
+            "network's weights as named float64 arrays (W1, b1, W2, b2, ...). A "
+            "StandardScaler saved with the model is included, so exported models take raw "
+            "features."
+        ),
+    )
+    export.add_argument("model", help="model file written by `convexnn fit` or convexnn.save")
+    export.add_argument("--format", required=True, choices=["onnx", "torch", "npz"],
+                        help="output format")
+    export.add_argument("out", help="output file")
+    export.set_defaults(func=_cmd_export)
     return parser
 
 

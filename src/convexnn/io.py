@@ -16,18 +16,37 @@ Layout of the archive:
 The checksum covers every array (name, dtype, shape and bytes) and the header itself
 (without the checksum field); :func:`load` refuses a file whose checksum does not match.
 
-Supported objects are the convexnn estimators (``ConvexMLPClassifier``,
-``ConvexMLPRegressor``) and a scikit-learn :class:`~sklearn.pipeline.Pipeline` made of a
+Supported objects are the convexnn estimators (every estimator class listed in
+``convexnn.estimators.__all__``: a new estimator there is saved and loaded without any
+change to this module) and a scikit-learn :class:`~sklearn.pipeline.Pipeline` made of a
 :class:`~sklearn.preprocessing.StandardScaler` followed by one convexnn estimator.
+
+Values that can be stored: None, bools, numbers, strings, NumPy scalars and arrays
+(object arrays of strings or numbers are converted), lists and tuples of those,
+str-keyed dicts of those (arrays inside keep their dtype), convexnn estimators, and
+dataclass instances defined in convexnn's own modules (``Certificate``, networks,
+dictionaries...), stored field by field and rebuilt by calling the class found in the
+already-imported convexnn module (never by importing a name read from the file).
+
+Arrays that live on an accelerator or in another framework (a torch tensor, a CuPy
+array...) are copied to host memory and stored as NumPy arrays, floating point ones
+as float64, so a model fitted on a GPU loads on a CPU-only machine.
+
+Format versions: 1 (dicts of plain JSON, ``Certificate`` only); 2 adds dicts holding
+arrays, nested estimators and convexnn dataclasses. A file is written with the lowest
+version that can describe it, so models that version 1 could store stay readable by
+older convexnn releases.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import hmac
 import json
 import os
 import secrets
+import sys
 import zipfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -42,13 +61,18 @@ __all__ = ["FORMAT_NAME", "FORMAT_VERSION", "load", "save"]
 #: Name written in every header; a file with another name is not a convexnn model.
 FORMAT_NAME = "convexnn-model"
 #: Newest format version this convexnn writes and reads.
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 
 _HEADER_KEY = "__header__"
-_SUPPORTED = (
-    "a fitted or unfitted convexnn estimator (ConvexMLPClassifier, ConvexMLPRegressor), "
-    "or a scikit-learn Pipeline of a StandardScaler followed by one convexnn estimator"
-)
+
+
+def _supported() -> str:
+    names = ", ".join(sorted(_estimator_registry()))
+    return (
+        f"a fitted or unfitted convexnn estimator ({names}), or a scikit-learn Pipeline of "
+        "a StandardScaler followed by one convexnn estimator"
+    )
+
 _JSON_SCALARS = (type(None), bool, int, float, str)
 
 
@@ -56,13 +80,17 @@ _JSON_SCALARS = (type(None), bool, int, float, str)
 
 
 def _estimator_registry() -> dict[str, type]:
-    """Estimator classes a file may name (imported lazily: ``convexnn`` imports this module)."""
-    from convexnn.estimators import ConvexMLPClassifier, ConvexMLPRegressor
+    """Estimator classes a file may name: every scikit-learn estimator class listed in
+    ``convexnn.estimators.__all__`` (imported lazily: ``convexnn`` imports this module)."""
+    import convexnn.estimators as estimators
+    from sklearn.base import BaseEstimator
 
-    return {
-        "ConvexMLPClassifier": ConvexMLPClassifier,
-        "ConvexMLPRegressor": ConvexMLPRegressor,
-    }
+    registry = {}
+    for name in getattr(estimators, "__all__", ()):
+        obj = getattr(estimators, name, None)
+        if isinstance(obj, type) and issubclass(obj, BaseEstimator) and obj.__name__ == name:
+            registry[name] = obj
+    return registry
 
 
 def _value_registry() -> dict[str, tuple[type, Callable[[Any], dict], Callable[[dict], Any]]]:
@@ -70,6 +98,54 @@ def _value_registry() -> dict[str, tuple[type, Callable[[Any], dict], Callable[[
     from convexnn.certificates import Certificate
 
     return {"Certificate": (Certificate, lambda c: c.to_dict(), Certificate.from_dict)}
+
+
+def _dataclass_name(cls: type) -> str | None:
+    """``"module:qualname"`` of a dataclass defined in a convexnn module, else None."""
+    module = getattr(cls, "__module__", "")
+    if not (module == "convexnn" or module.startswith("convexnn.")):
+        return None
+    if not dataclasses.is_dataclass(cls) or "<locals>" in cls.__qualname__:
+        return None
+    return f"{module}:{cls.__qualname__}"
+
+
+def _find_dataclass(name: Any) -> type | None:
+    """The convexnn dataclass ``"module:qualname"`` names, looked up among modules that
+    are already imported (nothing is imported); None if there is no such class."""
+    if not isinstance(name, str) or name.count(":") != 1:
+        return None
+    module_name, qualname = name.split(":")
+    if not (module_name == "convexnn" or module_name.startswith("convexnn.")):
+        return None
+    module = sys.modules.get(module_name)
+    obj: Any = module
+    for part in qualname.split("."):
+        if obj is None or not part.isidentifier() or part.startswith("__"):
+            return None
+        obj = getattr(obj, part, None)
+    if isinstance(obj, type) and _dataclass_name(obj) == name:
+        return obj
+    return None
+
+
+def _host_array(value: Any) -> np.ndarray | None:
+    """A NumPy copy of an array from another framework or device (torch, CuPy, JAX...),
+    floating point as float64; None if ``value`` is not such an array."""
+    if isinstance(value, np.ndarray) or isinstance(value, np.generic):
+        return None
+    module = type(value).__module__.split(".")[0]
+    if module not in {"torch", "cupy", "jax", "jaxlib", "tensorflow"}:
+        return None
+    if hasattr(value, "detach"):  # torch: off the autograd graph, then to host memory
+        value = value.detach().cpu()
+        if value.is_floating_point():
+            value = value.double()
+        return np.array(value.numpy())
+    if hasattr(value, "get") and module == "cupy":
+        value = value.get()
+    arr = np.asarray(value)
+    return arr.astype(np.float64) if arr.dtype.kind == "f" else np.array(arr)
 
 
 # --------------------------------------------------------------------------- encoding
@@ -126,6 +202,8 @@ class _Writer:
 
     def __init__(self) -> None:
         self.arrays: dict[str, np.ndarray] = {}
+        #: lowest format version that can describe what was encoded so far
+        self.version = 1
 
     def add_array(self, key: str, arr: np.ndarray) -> None:
         if key in self.arrays or key == _HEADER_KEY:
@@ -144,10 +222,15 @@ class _Writer:
         what : str
             Human description for error messages, e.g. ``"parameter 'sampler'"``.
         objects : bool
-            Whether registered structured types (e.g. ``Certificate``) are allowed.
+            Whether structured values (certificates, convexnn dataclasses, nested
+            estimators, arrays from other frameworks) are allowed.
         hint : str
             What to pass instead, appended to the error for unsupported objects.
         """
+        if objects:
+            host = _host_array(value)
+            if host is not None:
+                value = host
         if isinstance(value, np.generic) and not isinstance(value, (np.void, np.object_)):
             # NumPy scalar: a 0-d array keeps its exact dtype.
             self.add_array(key, np.asarray(value))
@@ -155,7 +238,9 @@ class _Writer:
         if isinstance(value, _JSON_SCALARS):
             return {"type": "json", "value": value}
         if isinstance(value, np.ndarray):
-            arr, was_object = _safe_array(value, what)
+            if isinstance(value, np.ma.MaskedArray):
+                raise ValueError(f"{what} is a masked array, which cannot be saved; {hint}")
+            arr, was_object = _safe_array(np.asarray(value), what)
             self.add_array(key, arr)
             spec: dict[str, Any] = {"type": "array", "key": key}
             if was_object:
@@ -169,15 +254,40 @@ class _Writer:
                     for i, v in enumerate(value)
                 ]
                 return {"type": "array_list", "container": container, "items": items}
-            try:
+            if _is_plain_json(value):
                 return {"type": container, "value": _to_json(list(value), what)}
-            except TypeError:
-                pass
+            if objects:
+                items = [
+                    self.encode(v, f"{key}/{i}", f"{what}[{i}]", objects=True, hint=hint)
+                    for i, v in enumerate(value)
+                ]
+                self.version = max(self.version, 2)
+                return {"type": "sequence", "container": container, "items": items}
         elif isinstance(value, Mapping):
-            try:
+            if _is_plain_json(value):
                 return {"type": "dict", "value": _to_json(value, what)}
-            except TypeError:
-                pass
+            if objects and all(isinstance(k, str) for k in value):
+                # arrays (and anything else storable) inside keep their exact type
+                items = {
+                    k: self.encode(v, f"{key}/{_escape_key(k)}", f"{what}[{k!r}]",
+                                   objects=True, hint=hint)
+                    for k, v in value.items()
+                }
+                self.version = max(self.version, 2)
+                return {"type": "mapping", "items": items}
+            if all(_is_scalar_key(k) for k in value):
+                # e.g. class_weight={0: 1.0, 1: 5.0}: keys of any scalar type, as pairs
+                pairs = [
+                    [
+                        self.encode(k, f"{key}/{i}/key", f"{what} key {k!r}",
+                                    objects=False, hint=hint),
+                        self.encode(v, f"{key}/{i}/value", f"{what}[{k!r}]",
+                                    objects=objects, hint=hint),
+                    ]
+                    for i, (k, v) in enumerate(value.items())
+                ]
+                self.version = max(self.version, 2)
+                return {"type": "pairs", "items": pairs}
         elif objects:
             for name, (cls, to_dict, _) in _value_registry().items():
                 if type(value) is cls:
@@ -187,6 +297,20 @@ class _Writer:
                         raise ValueError(
                             f"{what}: {name}.to_dict() is not JSON data ({exc})"
                         ) from exc
+            registry = _estimator_registry()
+            if registry.get(type(value).__name__) is type(value):
+                self.version = max(self.version, 2)
+                return {"type": "estimator", "value": self.encode_estimator(value, key)}
+            name = _dataclass_name(type(value))
+            if name is not None and not isinstance(value, type):
+                fields = {}
+                for f in dataclasses.fields(value):
+                    fields[f.name] = self.encode(
+                        getattr(value, f.name), f"{key}/{f.name}", f"{what}.{f.name}",
+                        objects=True, hint=hint,
+                    )
+                self.version = max(self.version, 2)
+                return {"type": "dataclass", "class": name, "fields": fields}
         raise ValueError(
             f"{what} is a {type(value).__module__}.{type(value).__qualname__} object, which "
             f"cannot be saved safely (convexnn model files never use pickle); {hint}"
@@ -219,6 +343,29 @@ class _Writer:
                 hint="only arrays, lists of arrays, scalars, strings and certificates can be saved",
             )
         return {"class": cls_name, "params": params, "attributes": attributes}
+
+
+def _is_plain_json(value: Any) -> bool:
+    """Whether ``value`` is None/bool/int/float/str, or lists, tuples and str-keyed dicts
+    of those (NumPy scalars and arrays are not: they keep their dtype elsewhere)."""
+    if isinstance(value, _JSON_SCALARS):
+        return True
+    if isinstance(value, (list, tuple)):
+        return all(_is_plain_json(v) for v in value)
+    if isinstance(value, Mapping):
+        return all(isinstance(k, str) and _is_plain_json(v) for k, v in value.items())
+    return False
+
+
+def _is_scalar_key(key: Any) -> bool:
+    return isinstance(key, _JSON_SCALARS) or (
+        isinstance(key, np.generic) and not isinstance(key, (np.void, np.object_))
+    )
+
+
+def _escape_key(key: str) -> str:
+    """A dict key made safe as a part of an array name (``/`` separates parts)."""
+    return key.replace("%", "%25").replace("/", "%2F")
 
 
 def _is_fitted_attribute(name: str) -> bool:
@@ -258,6 +405,35 @@ class _Reader:
         if kind == "array_list":
             items = [self.decode(item) for item in spec["items"]]
             return tuple(items) if spec.get("container") == "tuple" else items
+        if kind == "sequence":
+            items = [self.decode(item) for item in spec["items"]]
+            return tuple(items) if spec.get("container") == "tuple" else items
+        if kind == "pairs":
+            return {self.decode(k): self.decode(v) for k, v in spec["items"]}
+        if kind == "mapping":
+            return {str(k): self.decode(v) for k, v in dict(spec["items"]).items()}
+        if kind == "estimator":
+            return self.build(spec["value"], _estimator_registry())
+        if kind == "dataclass":
+            cls = _find_dataclass(spec.get("class"))
+            if cls is None:
+                raise ValueError(
+                    f"{self.path}: unknown value class {spec.get('class')!r} in header; the "
+                    "file was written by a different convexnn version"
+                )
+            values = {str(k): self.decode(v) for k, v in dict(spec["fields"]).items()}
+            known = {f.name: f for f in dataclasses.fields(cls)}
+            unknown = sorted(set(values) - set(known))
+            if unknown:
+                raise ValueError(
+                    f"{self.path}: {cls.__name__} in this convexnn has no field(s) "
+                    f"{', '.join(unknown)}; the file was written by a different convexnn version"
+                )
+            obj = cls(**{k: v for k, v in values.items() if known[k].init})
+            for k, v in values.items():
+                if not known[k].init:
+                    object.__setattr__(obj, k, v)
+            return obj
         registry = _value_registry()
         if kind in registry:
             return registry[kind][2](spec["value"])
@@ -335,10 +511,13 @@ def save(
 
     Parameters
     ----------
-    estimator : ConvexMLPClassifier, ConvexMLPRegressor or Pipeline
-        The model to save, fitted or not. A :class:`~sklearn.pipeline.Pipeline` must
+    estimator : convexnn estimator or Pipeline
+        The model to save, fitted or not: any estimator class listed in
+        ``convexnn.estimators.__all__``. A :class:`~sklearn.pipeline.Pipeline` must
         consist of exactly a :class:`~sklearn.preprocessing.StandardScaler` followed by
-        one convexnn estimator.
+        one convexnn estimator. Array attributes held by another framework or on a GPU
+        (torch tensors, CuPy arrays) are copied to host memory as NumPy arrays
+        (floating point as float64), so the file loads on a CPU-only machine.
     path : str or path-like
         Destination file. Written as given (no ``.npz`` suffix is added).
     metadata : mapping, optional
@@ -381,7 +560,7 @@ def save(
         if registry.get(type(est).__name__) is not type(est):
             raise ValueError(
                 f"cannot save {where}{type(est).__module__}.{type(est).__qualname__}: "
-                f"convexnn.io.save supports {_SUPPORTED}"
+                f"convexnn.io.save supports {_supported()}"
             )
 
     if isinstance(estimator, Pipeline):
@@ -393,7 +572,7 @@ def save(
         ):
             described = ", ".join(type(step).__name__ for _, step in steps)
             raise ValueError(
-                f"cannot save a Pipeline of ({described}): convexnn.io.save supports {_SUPPORTED}"
+                f"cannot save a Pipeline of ({described}): convexnn.io.save supports {_supported()}"
             )
         pipeline_params = {}
         for name, value in sorted(estimator.get_params(deep=False).items()):
@@ -424,6 +603,7 @@ def save(
         except TypeError as exc:
             raise ValueError(f"metadata must be JSON-serializable: {exc}") from exc
 
+    header["format_version"] = writer.version
     header["checksum"] = {"algorithm": "sha256", "value": _checksum(writer.arrays, header)}
     header_bytes = json.dumps(header, sort_keys=True, indent=1).encode("utf-8")
     arrays = dict(writer.arrays)
@@ -463,9 +643,10 @@ def load(path: str | os.PathLike[str], *, return_metadata: bool = False) -> Any:
 
     Returns
     -------
-    model : ConvexMLPClassifier, ConvexMLPRegressor or Pipeline
+    model : convexnn estimator or Pipeline
         The model, with the same parameters and fitted attributes as the one saved;
-        it predicts identically.
+        it predicts identically. Arrays come back as NumPy arrays in host memory
+        (see :func:`save`), whatever device the model was fitted on.
     metadata : dict
         Only when ``return_metadata=True``.
 

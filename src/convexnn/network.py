@@ -6,6 +6,12 @@
 
 with :math:`\\sigma = \\mathrm{ReLU}` or, for gated ReLU, :math:`\\sigma_j(h) =
 \\mathbb 1[x g_{1:d,j} + g_{d+1,j} > 0]\\, h` with a fixed gate per hidden unit.
+
+Threshold (step) networks (Ergen, Gulluk, Lacotte & Pilanci, ICLR 2023) have a trainable
+amplitude :math:`s_j` per hidden unit: :math:`\\sigma_j(h) = s_j \\mathbb 1[h > 0]`.
+Their weight decay is :math:`\\tfrac12(\\lVert s\\rVert^2 + \\lVert W_2\\rVert^2)`: the
+step is invariant to positive rescaling of :math:`(W_1, b_1)`, so the first layer is
+not penalised (see :mod:`convexnn.threshold`).
 """
 
 from __future__ import annotations
@@ -30,15 +36,19 @@ class Network:
     intercepts : list of ndarray
         ``[b1 (n_neurons,), b2 (n_outputs,)]``.
     activation : str
-        ``"relu"`` or ``"gated_relu"``.
+        ``"relu"``, ``"gated_relu"`` or ``"threshold"``.
     gates : ndarray of shape (n_features + 1, n_neurons) or None
         The gate of each hidden unit (gated ReLU only; last row is the bias).
+    amplitudes : ndarray of shape (n_neurons,) or None
+        The amplitude :math:`s_j` of each threshold unit (``"threshold"`` only):
+        unit ``j`` outputs :math:`s_j \\mathbb 1[x W_{1,:,j} + b_{1,j} > 0]`.
     """
 
     coefs: list[np.ndarray]
     intercepts: list[np.ndarray]
     activation: str = "relu"
     gates: np.ndarray | None = None
+    amplitudes: np.ndarray | None = None
 
     @property
     def n_neurons(self) -> int:
@@ -52,6 +62,8 @@ class Network:
             return np.maximum(pre, 0.0)
         if self.activation == "gated_relu":
             return ((X @ self.gates[:-1] + self.gates[-1]) > 0) * pre
+        if self.activation == "threshold":
+            return (pre > 0) * self.amplitudes[None, :]
         raise ValueError(f"unknown activation {self.activation!r}")
 
     def forward(self, X: np.ndarray) -> np.ndarray:
@@ -59,8 +71,15 @@ class Network:
         return self.hidden(X) @ self.coefs[1] + self.intercepts[1]
 
     def weight_decay(self) -> float:
-        """:math:`\\tfrac12(\\lVert W_1\\rVert^2 + \\lVert b_1\\rVert^2 + \\lVert W_2\\rVert^2)`."""
+        """:math:`\\tfrac12(\\lVert W_1\\rVert^2 + \\lVert b_1\\rVert^2 + \\lVert W_2\\rVert^2)`.
+
+        For ``"threshold"`` networks: :math:`\\tfrac12(\\lVert s\\rVert^2 + \\lVert W_2\\rVert^2)`
+        with the amplitudes ``s`` (the scale-invariant first layer is not penalised).
+        """
         W1, W2 = self.coefs
+        if self.activation == "threshold":
+            s = self.amplitudes
+            return 0.5 * float(np.vdot(s, s) + np.vdot(W2, W2))
         return 0.5 * float(np.vdot(W1, W1) + np.vdot(self.intercepts[0], self.intercepts[0]) + np.vdot(W2, W2))
 
     def objective(self, X: np.ndarray, Y: np.ndarray, sample_weight: np.ndarray, loss: Loss, alpha: float) -> float:

@@ -19,8 +19,17 @@ from ..patterns import Patterns, make_sampler, masks_from_gates
 from ..penalties import ColumnGroupL2, NuclearNorm
 from ..programs import ConvexProgram
 from ..solvers import make_solver
+from ..solvers.base import ProgressScope, Solution
 
-__all__ = ["BaseConvexMLP"]
+__all__ = ["BaseConvexMLP", "FitInterruptedWarning"]
+
+
+class FitInterruptedWarning(UserWarning):
+    """A fit was interrupted (Ctrl-C) and kept the network of its last gap check.
+
+    The estimator is fitted and its ``certificate_`` is exact for the network it
+    holds; only the optimisation stopped early.
+    """
 
 
 class BaseConvexMLP(BaseEstimator):
@@ -81,6 +90,10 @@ class BaseConvexMLP(BaseEstimator):
     def _encode_targets(self, y) -> np.ndarray:  # pragma: no cover - abstract
         raise NotImplementedError
 
+    def _weight_samples(self, y, sample_weight: np.ndarray) -> np.ndarray:
+        """Per-sample weights entering the objective (classifiers add ``class_weight``)."""
+        return sample_weight
+
     # -- fitting -----------------------------------------------------------------------
     def _fit(self, X, y, sample_weight, multi_output: bool, y_numeric: bool):
         self._validate_params()
@@ -92,22 +105,22 @@ class BaseConvexMLP(BaseEstimator):
         if not total > 0:
             raise ValueError("sample_weight sums to zero; at least one sample needs a positive weight.")
         Y = self._encode_targets(y)  # (n, c) floats; sets classes_ for classifiers
+        sample_weight = self._weight_samples(y, sample_weight)
+        total = sample_weight.sum()
+        if not total > 0:
+            raise ValueError(
+                "class_weight times sample_weight sums to zero; at least one sample needs a "
+                "positive weight."
+            )
         # zero-weight samples do not enter the objective: drop them (same optimum)
         keep = sample_weight > 0
         X, Y, w = X[keep], Y[keep], sample_weight[keep] / total
 
-        patterns = self._patterns(X)
-        program = self._program(X, Y, w, patterns)
-        solver = make_solver(self.solver, cone=program.has_cone)
-        solver.check(program)
-        init = None
-        if self.warm_start and hasattr(self, "convex_coef_") and self.convex_coef_.shape == program.coef_shape:
-            init = (self.convex_coef_, self.intercepts_[1])
-        solution = solver.solve(program, tol=self.tol, max_iter=self.max_iter, init=init, verbose=self.verbose)
+        program, solution = self._solve(X, Y, w)
 
         # solvers return cone-feasible points; rounding-level leftovers are projected
         coef = program.make_feasible(solution.coef)
-        network = Network.from_convex(program, coef, solution.intercept)
+        network = self._network(program, coef, solution.intercept)
         primal = network.objective(X, Y, w, program.loss, self.alpha)
         small = X.shape[0] * program.operator.n_blocks <= REFINE_MAX_SIZE
         cert = certify(
@@ -115,7 +128,17 @@ class BaseConvexMLP(BaseEstimator):
             activation=self.activation, tol=self.tol, primal=primal, refine=small,
         )
         self._set_fitted(program, coef, solution, network, cert)
-        if not cert.converged:
+        if solution.interrupted:
+            warnings.warn(
+                f"{type(self).__name__}: fit interrupted (KeyboardInterrupt); kept the network "
+                f"of the last duality-gap check (iteration {solution.n_iter}) with its "
+                f"certificate: relative gap {cert.relative_gap:.2e} (tol={self.tol:.1e}), "
+                f"{network.n_neurons} neurons. Call fit again (warm_start=True continues "
+                "from here) to finish.",
+                FitInterruptedWarning,
+                stacklevel=3,
+            )
+        elif not cert.converged:
             warnings.warn(
                 f"{type(self).__name__}: the relative duality gap reached {cert.relative_gap:.2e}, "
                 f"above tol={self.tol:.1e}, after {solution.n_iter} iterations (max_iter="
@@ -125,6 +148,38 @@ class BaseConvexMLP(BaseEstimator):
                 stacklevel=3,
             )
         return self
+
+    def _solve(self, X, Y, w):
+        """Sample patterns, build the program and solve it: ``(program, solution)``.
+
+        A hook: subclasses may replace it (e.g. by a closed-form solution).
+        """
+        patterns = self._patterns(X)
+        program = self._program(X, Y, w, patterns)
+        solver = make_solver(self.solver, cone=program.has_cone)
+        solver.check(program)
+        init = None
+        if self.warm_start and hasattr(self, "convex_coef_") and self.convex_coef_.shape == program.coef_shape:
+            init = (self.convex_coef_, self.intercepts_[1])
+        # Ctrl-C during the solve keeps the last gap check's state (see ProgressScope)
+        with ProgressScope() as scope:
+            try:
+                solution = solver.solve(
+                    program, tol=self.tol, max_iter=self.max_iter, init=init, verbose=self.verbose
+                )
+            except KeyboardInterrupt:
+                snap = scope.last_snapshot
+                if snap is None:  # nothing to keep yet
+                    raise
+                solution = Solution(
+                    snap.coef, snap.intercept, snap.dual_points, snap.iteration, [],
+                    scope.history, interrupted=True,
+                )
+        return program, solution
+
+    def _network(self, program, coef, intercept) -> Network:
+        """The network read off a (feasible) convex solution. A hook for subclasses."""
+        return Network.from_convex(program, coef, intercept)
 
     def _patterns(self, X: np.ndarray) -> Patterns:
         if self.warm_start and hasattr(self, "gates_") and self.gates_.shape[0] == X.shape[1] + 1:
@@ -210,6 +265,25 @@ class BaseConvexMLP(BaseEstimator):
         """
         check_is_fitted(self, "coefs_")
         return self.to_network().to_torch(squeeze_output=self.n_outputs_ == 1, dtype=dtype)
+
+    def to_onnx(self, path, *, dtype: str = "float64", opset_version: int | None = None,
+                dynamo: bool = True):
+        """Write the fitted network to an ONNX file through ``torch.onnx.export``.
+
+        Needs the ``torch`` and ``onnx`` extras. The graph's input ``X`` has shape
+        ``(n_samples, n_features)``; its outputs are ``predictions`` (regressors,
+        equal to :meth:`predict`) or ``decision_function`` and ``probabilities``
+        (classifiers, equal to :meth:`decision_function` and :meth:`predict_proba`).
+        See :func:`convexnn.export.onnx.to_onnx` for the parameters.
+
+        Returns
+        -------
+        path : pathlib.Path
+        """
+        from ..export.onnx import to_onnx
+
+        check_is_fitted(self, "coefs_")
+        return to_onnx(self, path, dtype=dtype, opset_version=opset_version, dynamo=dynamo)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

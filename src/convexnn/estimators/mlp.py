@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 from sklearn.base import ClassifierMixin, RegressorMixin
+from sklearn.utils._param_validation import StrOptions
+from sklearn.utils.class_weight import compute_sample_weight
 from sklearn.utils.multiclass import check_classification_targets
 
 from ..losses import LogisticLoss, SoftmaxCrossEntropy, SquaredLoss
@@ -44,7 +46,12 @@ _PARAMS_DOC = """
     random_state : int, RandomState instance or None, default=None
         Seeds the pattern sampler (the only randomness).
     verbose : int, default=0
-        Print the objective and duality gap at every check.
+        ``1``: a live progress bar (iteration, objective, relative duality gap,
+        elapsed time) on standard error for fits that run longer than a second (drawn
+        by rich when installed, else one line per gap check); ``2``: one line per gap
+        check from the start. Ctrl-C during ``fit`` stops cleanly at any verbosity:
+        the estimator keeps the network of the last gap check with its certificate
+        and warns with :class:`~convexnn.FitInterruptedWarning`.
 """
 
 _ATTRS_DOC = """
@@ -159,11 +166,68 @@ class ConvexMLPClassifier(ClassifierMixin, BaseConvexMLP):
     label type; ``classes_`` holds them sorted.
     """
         + _PARAMS_DOC
+        + """    class_weight : dict, "balanced" or None, default=None
+        Weights of the classes in the objective, with scikit-learn's semantics:
+        ``{label: weight}`` (classes left out weigh 1), ``"balanced"`` for
+        ``n_samples / (n_classes * np.bincount(y))``, or None for equal weights. The
+        weight of sample ``i`` in the mean loss is proportional to
+        ``class_weight[y_i] * sample_weight[i]`` (the product is normalised to sum
+        to one), so ``"balanced"`` is the same fit as passing
+        ``sample_weight=compute_sample_weight("balanced", y)``.
+"""
         + _ATTRS_DOC
         + """    classes_ : ndarray of shape (n_classes,)
         Class labels; for two classes the network's output is the logit of ``classes_[1]``.
 """
     )
+
+    _parameter_constraints: dict = {
+        **BaseConvexMLP._parameter_constraints,
+        "class_weight": [StrOptions({"balanced"}), dict, None],
+    }
+
+    def __init__(
+        self,
+        activation: str = "relu",
+        *,
+        alpha: float = 3e-3,
+        n_patterns: int = 200,
+        sampler="data",
+        solver="auto",
+        tol: float = 1e-3,
+        max_iter: int = 5000,
+        warm_start: bool = False,
+        random_state=None,
+        verbose: int = 0,
+        class_weight=None,
+    ):
+        super().__init__(
+            activation,
+            alpha=alpha,
+            n_patterns=n_patterns,
+            sampler=sampler,
+            solver=solver,
+            tol=tol,
+            max_iter=max_iter,
+            warm_start=warm_start,
+            random_state=random_state,
+            verbose=verbose,
+        )
+        self.class_weight = class_weight
+
+    def _weight_samples(self, y, sample_weight):
+        # subclasses without a class_weight parameter weigh classes equally
+        class_weight = getattr(self, "class_weight", None)
+        if class_weight is None:
+            return sample_weight
+        try:
+            weights = compute_sample_weight(class_weight, y)
+        except ValueError as exc:  # e.g. a dict naming a label that is not in y
+            raise ValueError(
+                f"class_weight={class_weight!r} does not fit the labels in y "
+                f"{list(self.classes_)!r}: {exc}"
+            ) from None
+        return sample_weight * weights
 
     def _loss(self, n_outputs):
         return LogisticLoss() if n_outputs == 1 else SoftmaxCrossEntropy()
@@ -189,7 +253,8 @@ class ConvexMLPClassifier(ClassifierMixin, BaseConvexMLP):
         y : array-like of shape (n_samples,)
             Class labels of any type (at least two distinct).
         sample_weight : array-like of shape (n_samples,), optional
-            Non-negative weights; normalised to sum to one.
+            Non-negative weights, multiplied by the ``class_weight`` of each sample's
+            class, then normalised to sum to one.
 
         Returns
         -------

@@ -30,7 +30,8 @@ def to_torch_module(network, squeeze_output: bool = False, dtype=None):
         return torch.as_tensor(np.ascontiguousarray(a), dtype=dtype)
 
     class TwoLayerNetwork(nn.Module):
-        """``act(x W1 + b1) W2 + b2``; for gated ReLU the gates are buffers."""
+        """``act(x W1 + b1) W2 + b2``; for gated ReLU the gates are buffers; threshold
+        units output ``s * 1[x W1 + b1 > 0]`` with a trainable amplitude ``s``."""
 
         def __init__(self):
             super().__init__()
@@ -43,11 +44,15 @@ def to_torch_module(network, squeeze_output: bool = False, dtype=None):
             if network.activation == "gated_relu":
                 self.register_buffer("gate_W", t(network.gates[:-1]))
                 self.register_buffer("gate_b", t(network.gates[-1]))
+            if network.activation == "threshold":
+                self.amplitudes = nn.Parameter(t(network.amplitudes))
 
         def forward(self, x):
             pre = x @ self.W1 + self.b1
             if self.activation == "relu":
                 h = torch.relu(pre)
+            elif self.activation == "threshold":
+                h = (pre > 0).to(pre.dtype) * self.amplitudes
             else:
                 h = ((x @ self.gate_W + self.gate_b) > 0).to(pre.dtype) * pre
             out = h @ self.W2 + self.b2

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextvars
+import sys
 import time
+import weakref
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 
@@ -11,7 +14,7 @@ import numpy as np
 from ..certificates import DualPoint
 from ..programs import ConvexProgram
 
-__all__ = ["Solver", "Solution", "History"]
+__all__ = ["History", "ProgressPrinter", "ProgressScope", "Snapshot", "Solution", "Solver"]
 
 
 @dataclass
@@ -54,6 +57,9 @@ class Solution:
         Convex objective after each iteration.
     history : History
         Primal and dual values at each gap check.
+    interrupted : bool
+        True when the solve was stopped by a ``KeyboardInterrupt`` and this is the
+        state of its last gap check (set by the estimators, never by solvers).
     """
 
     coef: np.ndarray
@@ -62,6 +68,7 @@ class Solution:
     n_iter: int
     objective_curve: list[float]
     history: History
+    interrupted: bool = False
 
 
 class Solver(ABC):
@@ -101,24 +108,277 @@ class Solver(ABC):
         """Solve ``program`` to relative duality gap ``tol`` (or ``max_iter``)."""
 
 
-class ProgressPrinter:
-    """Prints one line per gap check when ``verbose`` and the fit runs long enough."""
+@dataclass
+class Snapshot:
+    """A solver's state at one duality-gap check, enough to rebuild a network.
 
-    def __init__(self, verbose: int, name: str):
-        self.verbose = verbose
+    Attributes
+    ----------
+    coef : ndarray of shape program.coef_shape
+        Convex coefficients at the check (for ReLU, possibly slightly off the cones;
+        the estimator projects them with ``program.make_feasible``).
+    intercept : ndarray of shape (n_outputs,)
+    dual_points : list of DualPoint
+        Dual candidates known at the check (any of them gives a valid lower bound).
+    iteration : int
+        Iteration of the check.
+    objective : float
+        Convex objective at ``(coef, intercept)`` when the solver gave it, else NaN.
+    """
+
+    coef: np.ndarray
+    intercept: np.ndarray
+    dual_points: list[DualPoint]
+    iteration: int
+    objective: float = float("nan")
+
+
+#: The progress scope of the fit running in this context (see :class:`ProgressScope`).
+_SCOPE: contextvars.ContextVar[list[ProgressPrinter] | None] = contextvars.ContextVar(
+    "convexnn_progress_scope", default=None
+)
+
+
+class ProgressPrinter:
+    """Live progress of a solver, and the snapshots that make Ctrl-C safe.
+
+    Solvers create one per solve and call it at every duality-gap check,
+    ``progress(iteration, primal, dual)``, then (optionally) hand it the state of that
+    check with :meth:`snapshot`. Nothing else is needed from a solver: the display,
+    its one-second delay and the interruption handling live here.
+
+    What is shown depends on ``verbose``:
+
+    - ``0``: nothing.
+    - ``1``: once the solve has run for ``delay`` seconds (fits shorter than that show
+      nothing), a live progress bar with the iteration, objective, relative duality
+      gap (and ``tol``) and elapsed time, drawn by `rich <https://rich.readthedocs.io>`_
+      when it is installed (``pip install 'convexnn[progress]'``) and the output is a
+      terminal or a notebook; otherwise one plain line per gap check.
+    - ``2`` or more: one plain line per gap check from the first check on.
+
+    Output goes to standard error.
+
+    Parameters
+    ----------
+    verbose : int
+        Verbosity level (see above).
+    name : str
+        Solver name shown in the display.
+    max_iter : int, optional
+        Iteration budget: the bar's length (without it the bar only pulses).
+    tol : float, optional
+        Target relative gap, shown next to the current one.
+    delay : float, default=1.0
+        Seconds before anything is shown at ``verbose == 1``.
+    file : file-like, optional
+        Where to write; ``sys.stderr`` (looked up at each write) when None.
+    force_terminal : bool, optional
+        Passed to rich's ``Console`` (tests use it to draw the bar into a string).
+
+    Notes
+    -----
+    A printer created while a :class:`ProgressScope` is active (estimators open one
+    around ``solver.solve``) registers itself there, so the estimator can close the
+    display and read the last snapshot when the solve is interrupted.
+    """
+
+    #: clock used for the elapsed time (a class attribute so tests can replace it)
+    _clock = staticmethod(time.perf_counter)
+
+    def __init__(
+        self,
+        verbose: int,
+        name: str,
+        *,
+        max_iter: int | None = None,
+        tol: float | None = None,
+        delay: float = 1.0,
+        file=None,
+        force_terminal: bool | None = None,
+    ):
+        self.verbose = int(verbose)
         self.name = name
-        self.start = time.perf_counter()
+        self.max_iter = max_iter
+        self.tol = tol
+        self.delay = delay
+        self.file = file
+        self.force_terminal = force_terminal
+        self.start = self._clock()
+        self.history = History()
+        self.last_snapshot: Snapshot | None = None
+        self._live: list = [None]  # [(rich Progress, task id)] once the bar is drawn
+        self._mode: str | None = None  # "rich" or "lines" once something was shown
+        self._closed = False
+        scope = _SCOPE.get()
+        if scope is not None:
+            scope.append(self)
+        # a solver that never calls close() still releases the terminal
+        self._finalizer = weakref.finalize(self, _stop_live, self._live)
 
     def elapsed(self) -> float:
         """Seconds since the solver started."""
-        return time.perf_counter() - self.start
+        return self._clock() - self.start
 
     def __call__(self, iteration: int, primal: float, dual: float) -> None:
-        if self.verbose <= 0:
+        """Record and show one gap check."""
+        elapsed = self.elapsed()
+        self.history.record(iteration, elapsed, primal, dual)
+        if self.verbose <= 0 or self._closed:
             return
+        if self._mode is None:
+            if self.verbose == 1 and elapsed < self.delay:
+                return
+            self._mode = "rich" if (self.verbose == 1 and self._start_rich()) else "lines"
         rel = (primal - dual) / max(abs(primal), 1e-300)
-        print(
-            f"[{self.name}] iter {iteration:6d}  objective {primal:.8g}  "
-            f"rel. gap {rel:.2e}  {self.elapsed():7.2f} s",
-            flush=True,
+        if self._mode == "rich":
+            progress, task = self._live[0]
+            total = "" if self.max_iter is None else f"/{self.max_iter}"
+            progress.update(
+                task,
+                completed=iteration,
+                iters=f"{iteration}{total}",
+                objective=f"{primal:.8g}",
+                gap=f"{rel:.2e}",
+            )
+            progress.refresh()
+        else:
+            tol = "" if self.tol is None else f" (tol {self.tol:.0e})"
+            print(
+                f"[{self.name}] iter {iteration:6d}  objective {primal:.8g}  "
+                f"rel. gap {rel:.2e}{tol}  {elapsed:7.2f} s",
+                file=self._stream(),
+                flush=True,
+            )
+
+    def snapshot(
+        self,
+        coef: np.ndarray,
+        intercept: np.ndarray,
+        dual_point: DualPoint | list[DualPoint] | None,
+        *,
+        iteration: int | None = None,
+        objective: float | None = None,
+    ) -> None:
+        """Remember the solver's state at the current gap check (copied).
+
+        An interrupted fit (Ctrl-C) rebuilds its network and certificate from the
+        last snapshot, so solvers should call this right after ``progress(...)``.
+
+        Parameters
+        ----------
+        coef, intercept : ndarray
+            Current convex coefficients and output intercept.
+        dual_point : DualPoint, list of DualPoint or None
+            Best dual candidate(s) known so far.
+        iteration : int, optional
+            Defaults to the iteration of the last ``progress(...)`` call.
+        objective : float, optional
+            Convex objective at ``(coef, intercept)``, if known.
+        """
+        if dual_point is None:
+            points: list[DualPoint] = []
+        elif isinstance(dual_point, DualPoint):
+            points = [dual_point]
+        else:
+            points = list(dual_point)
+        if iteration is None:
+            iteration = self.history.iteration[-1] if self.history.iteration else 0
+        self.last_snapshot = Snapshot(
+            np.array(coef, dtype=float, copy=True),
+            np.array(intercept, dtype=float, copy=True),
+            points,
+            int(iteration),
+            float("nan") if objective is None else float(objective),
         )
+
+    def close(self) -> None:
+        """End the display (the bar stays on screen with its final values). Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        self._finalizer()
+
+    # -- internals -----------------------------------------------------------------
+    def _stream(self):
+        return self.file if self.file is not None else sys.stderr
+
+    def _start_rich(self) -> bool:
+        try:
+            from rich.console import Console
+            from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+        except ImportError:
+            return False
+        console = Console(file=self._stream(), force_terminal=self.force_terminal)
+        if not (console.is_terminal or console.is_jupyter):
+            return False
+        tol = "" if self.tol is None else f" (tol {self.tol:.0e})"
+        progress = Progress(
+            TextColumn(f"[bold]{self.name}"),
+            BarColumn(bar_width=20),
+            TextColumn("iter {task.fields[iters]}"),
+            TextColumn("objective {task.fields[objective]}"),
+            TextColumn("rel. gap {task.fields[gap]}" + tol),
+            TimeElapsedColumn(),
+            console=console,
+            auto_refresh=False,
+            redirect_stdout=False,
+            redirect_stderr=False,
+            # elapsed time counts from the solver's start, not from the first draw
+            get_time=self._clock,
+        )
+        task = progress.add_task(
+            self.name, total=self.max_iter, iters="0", objective="-", gap="-"
+        )
+        progress.tasks[0].start_time = self.start
+        progress.start()
+        self._live[0] = (progress, task)
+        return True
+
+
+def _stop_live(box: list) -> None:
+    """Stop a printer's rich display, if one is drawn (also run by its finalizer)."""
+    live, box[0] = box[0], None
+    if live is not None:
+        live[0].refresh()
+        live[0].stop()
+
+
+class ProgressScope:
+    """Collects the :class:`ProgressPrinter` objects created while it is active.
+
+    The estimators wrap ``solver.solve`` in one: on exit every display is closed (also
+    when the solve raised), and after a ``KeyboardInterrupt`` :attr:`last_snapshot`
+    is the state from which the fit rebuilds its network.
+
+    Examples
+    --------
+    >>> with ProgressScope() as scope:  # doctest: +SKIP
+    ...     solution = solver.solve(program, tol=tol, max_iter=max_iter, verbose=1)
+    """
+
+    def __init__(self) -> None:
+        self.printers: list[ProgressPrinter] = []
+        self._token: contextvars.Token | None = None
+
+    def __enter__(self) -> ProgressScope:
+        self._token = _SCOPE.set(self.printers)
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        _SCOPE.reset(self._token)
+        for printer in self.printers:
+            printer.close()
+
+    @property
+    def last_snapshot(self) -> Snapshot | None:
+        """The latest snapshot of the latest printer that has one."""
+        for printer in reversed(self.printers):
+            if printer.last_snapshot is not None:
+                return printer.last_snapshot
+        return None
+
+    @property
+    def history(self) -> History:
+        """Gap checks recorded by the latest printer (empty if none)."""
+        return self.printers[-1].history if self.printers else History()

@@ -63,7 +63,7 @@ class FISTA(Solver):
 
         history = History()
         curve: list[float] = []
-        progress = ProgressPrinter(verbose, self.name)
+        progress = ProgressPrinter(verbose, self.name, max_iter=max_iter, tol=tol)
         best = {"dual": -np.inf, "point": None}
 
         def check(it, s) -> bool:
@@ -73,6 +73,7 @@ class FISTA(Solver):
                 best["dual"], best["point"] = d, point
             history.record(it, progress.elapsed(), s.value, best["dual"])
             progress(it, s.value, best["dual"])
+            progress.snapshot(*unpack(s.x), best["point"], iteration=it, objective=s.value)
             return s.value - best["dual"] <= tol * abs(s.value)
 
         def stop(it, s) -> bool:
@@ -85,6 +86,7 @@ class FISTA(Solver):
             state, n_iter = fista(problem, state, max_iter, stop)
             if n_iter % self.check_every:
                 check(n_iter, state)
+        progress.close()
         coef, b = unpack(state.x)
         points: list[DualPoint] = [best["point"]] if best["point"] is not None else []
         return Solution(coef.copy(), b.copy(), points, n_iter, curve, history)

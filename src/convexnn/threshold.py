@@ -1,0 +1,368 @@
+"""Threshold (step) activation networks as Lasso problems (Ergen, Gulluk, Lacotte &
+Pilanci, ICLR 2023), and the closed form of the full-row-rank case.
+
+The network
+-----------
+A two-layer threshold network with ``m`` hidden units and a trainable amplitude
+:math:`s_j` per unit (the paper's :math:`\\sigma_s(h) = s\\,\\mathbb 1[h \\ge 0]`) is
+
+.. math::
+
+    f(x) = \\sum_{j=1}^m s_j\\, \\mathbb 1[x \\cdot w_j + b_j > 0]\\; a_j + c,
+    \\qquad a_j \\in \\mathbb R^{n_{outputs}},
+
+trained with DESIGN.md's conventions (weighted mean loss, ``alpha``, free output
+intercept ``c``):
+
+.. math::
+
+    J(W_1, b_1, s, W_2, c) = \\sum_i w_i\\, \\ell(f(x_i), y_i)
+        + \\frac{\\alpha}{2} \\sum_j \\left(s_j^2 + \\lVert a_j \\rVert^2\\right).
+
+The first layer :math:`(w_j, b_j)` is *not* penalised, as in the paper: the step is
+invariant to positive rescaling of :math:`(w_j, b_j)`, so a penalty
+:math:`\\tfrac\\alpha2(\\lVert W_1\\rVert^2 + \\lVert b_1\\rVert^2)` could be driven to zero
+without changing ``f``; with it the problem has the same optimal value below, as an
+infimum that no network attains. (On finite data, ``> 0`` and the paper's ``>= 0`` give
+the same set of activation patterns; convexnn uses ``> 0`` like its masks.)
+
+The Lasso
+---------
+Each unit acts on the training data through its pattern
+:math:`d = \\mathbb 1[X_a g > 0] \\in \\{0, 1\\}^n` only, and
+:math:`\\tfrac12(s^2 + \\lVert a\\rVert^2) \\ge \\lVert s a\\rVert` with equality for
+:math:`|s| = \\lVert a\\rVert`. Hence, over the dictionary :math:`D = [d_1, \\dots,
+d_P]` of the patterns in use,
+
+.. math::
+
+    \\min J \\;=\\; \\min_{C \\in \\mathbb R^{P \\times c},\\, b}\\;
+        \\sum_i w_i\\, \\ell\\big((D C)_i + b, y_i\\big)
+        + \\alpha \\sum_{k=1}^P \\lVert C_{k,:} \\rVert_2,
+
+a Lasso (one output) or a row-group Lasso (several outputs, units feeding every
+output); a solution gives the network ``s_k = ±sqrt|C_k|``, ``a_k = C_k / s_k``, whose
+``J`` equals the Lasso objective exactly. Over *all* patterns of the data this is the
+training problem of threshold networks of any width (for widths at least the number of
+non-zero rows of an optimal ``C``); over sampled patterns it is the problem restricted
+to networks that use those patterns.
+
+The full-row-rank collapse
+--------------------------
+When :math:`X_a = [X, 1]` has full row rank (``n_samples <= n_features + 1``), every
+:math:`d \\in \\{0,1\\}^n` is a pattern (solve :math:`X_a g = 2d - 1`). The smallest
+:math:`\\ell_1` norm of a combination of binary vectors equal to :math:`\\delta` is
+:math:`\\max(\\delta)_+ + \\max(-\\delta)_+` (lower bound: every entry is at most the
+positive mass and at least minus the negative mass; attained by the level sets of
+:math:`\\delta`), so with the squared loss and no intercept the Lasso is
+
+.. math::
+
+    \\min_\\delta \\tfrac12 \\sum_i w_i (\\delta_i - y_i)^2
+        + \\alpha\\big(\\max(\\delta)_+ + \\max(-\\delta)_+\\big),
+
+which is the paper's :math:`\\min \\tfrac12\\lVert\\delta - y\\rVert^2 +
+\\beta(\\max(\\delta)_+ + \\max(-\\delta)_+)` with :math:`w_i = 1/n`,
+:math:`\\beta = n\\alpha`. With the free intercept, minimising over the shift gives
+:math:`\\min_b \\max(z - b)_+ + \\max(b - z)_+ = \\max z - \\min z`:
+
+.. math::
+
+    \\min_z \\tfrac12 \\sum_i w_i (z_i - y_i)^2 + \\alpha\\,(\\max z - \\min z).
+
+Both are solved by :func:`water_filling` in :math:`O(n \\log n)`: the solution clips
+``y`` to ``[l, u]`` where the weighted mass above ``u`` and below ``l`` is ``alpha``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .certificates import DualPoint
+from .losses import SquaredLoss
+from .network import Network
+from .operators import DictionaryOperator
+from .patterns import augment, masks_from_gates
+from .penalties import ColumnGroupL2, Penalty
+from .programs import ConvexProgram
+
+__all__ = [
+    "PatternDictionary",
+    "closed_form_threshold_regression",
+    "collapsed_objective",
+    "gates_for_masks",
+    "has_full_row_rank",
+    "level_sets",
+    "threshold_network",
+    "water_filling",
+]
+
+
+class PatternDictionary(DictionaryOperator):
+    """The Lasso dictionary of a threshold network: the float masks of the gates.
+
+    Column ``k`` is :math:`\\mathbb 1[X_a g_k > 0]`, the output of a unit with gate
+    :math:`g_k` (and amplitude 1) on the training points.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, n_features)
+    gates : ndarray of shape (n_features + 1, n_patterns)
+        Last row: bias.
+    """
+
+    def __init__(self, X: np.ndarray, gates: np.ndarray):
+        self.gates = np.asarray(gates, dtype=float)
+        self.masks = masks_from_gates(np.asarray(X, dtype=float), self.gates)
+        super().__init__(self.masks.astype(float))
+
+
+def threshold_network(gates: np.ndarray, coef: np.ndarray, intercept: np.ndarray, penalty: Penalty) -> Network:
+    """The threshold network of a Lasso solution.
+
+    Parameters
+    ----------
+    gates : ndarray of shape (n_features + 1, n_patterns)
+        The dictionary's gates.
+    coef : ndarray of shape (n_patterns, 1, n_outputs)
+        Lasso coefficients :math:`C`.
+    intercept : ndarray of shape (n_outputs,)
+    penalty : Penalty
+        The Lasso's penalty; its balanced factorisation gives, for each non-zero row
+        :math:`C_k`, the amplitude ``s_k`` and output weights ``a_k`` with
+        :math:`s_k a_k = C_k` and :math:`\\tfrac12(s_k^2 + \\lVert a_k\\rVert^2) =
+        \\lVert C_k\\rVert` (:class:`ColumnGroupL2` for one output,
+        :class:`~convexnn.penalties.NuclearNorm`, the row norm of a ``1 x c`` block, for
+        several).
+
+    Returns
+    -------
+    Network
+        ``activation="threshold"``; ``W1, b1`` are the gates of the units (not
+        penalised), ``amplitudes`` the ``s_k``, ``W2`` the ``a_k``.
+    """
+    S, A, block = penalty.neurons(coef)  # S: (1, n_neurons)
+    g = np.asarray(gates, dtype=float)[:, block]
+    return Network(
+        coefs=[g[:-1].copy(), A.copy()],
+        intercepts=[g[-1].copy(), np.asarray(intercept, dtype=float).copy()],
+        activation="threshold",
+        amplitudes=S[0].copy(),
+    )
+
+
+# --------------------------------------------------------------------------- collapse
+
+
+def _check_vector(y, sample_weight):
+    y = np.asarray(y, dtype=float)
+    if y.ndim != 1 or y.size == 0:
+        raise ValueError(f"y must be a non-empty 1-D array; got shape {y.shape}.")
+    if not np.all(np.isfinite(y)):
+        raise ValueError("y contains NaN or infinity.")
+    if sample_weight is None:
+        w = np.full(y.size, 1.0 / y.size)
+    else:
+        w = np.asarray(sample_weight, dtype=float)
+        if w.shape != y.shape:
+            raise ValueError(f"sample_weight must have shape {y.shape}; got {w.shape}.")
+        if not np.all(np.isfinite(w)) or np.any(w < 0) or not w.sum() > 0:
+            raise ValueError("sample_weight must be finite, non-negative and not all zero.")
+    return y, w
+
+
+def _level_from_top(y: np.ndarray, w: np.ndarray, alpha: float) -> float:
+    """The ``u`` with :math:`\\sum_i w_i (y_i - u)_+ = \\alpha` (``sum(w) > 0``).
+
+    :math:`\\varphi(u) = \\sum_i w_i (y_i - u)_+` is piecewise linear and non-increasing;
+    with ``y`` sorted decreasingly, on :math:`[y_{(k+1)}, y_{(k)}]` it is
+    :math:`S_k - u W_k` (prefix sums of ``w y`` and ``w``), so one sort and a binary
+    search find the piece.
+    """
+    order = np.argsort(-y)
+    ys, ws = y[order], w[order]
+    W = np.cumsum(ws)
+    S = np.cumsum(ws * ys)
+    phi = S[:-1] - ys[1:] * W[:-1]  # phi at the (k+1)-th largest value, k = 1..n-1
+    k = int(np.searchsorted(phi, alpha, side="left")) + 1  # top k points lie above u
+    return float((S[k - 1] - alpha) / W[k - 1])
+
+
+def water_filling(y, alpha: float, sample_weight=None, *, fit_intercept: bool = True) -> np.ndarray:
+    """Closed-form solution of the collapsed threshold-network problem.
+
+    With ``fit_intercept=True`` (the estimators' case, a free output intercept)
+
+    .. math::
+
+        \\min_z \\tfrac12 \\sum_i w_i (z_i - y_i)^2 + \\alpha\\,(\\max_i z_i - \\min_i z_i),
+
+    and with ``fit_intercept=False``
+
+    .. math::
+
+        \\min_\\delta \\tfrac12 \\sum_i w_i (\\delta_i - y_i)^2
+            + \\alpha\\,\\big(\\max(\\delta)_+ + \\max(-\\delta)_+\\big)
+
+    (the paper's problem with :math:`w_i = 1` and :math:`\\beta = \\alpha`; with the mean
+    loss :math:`w_i = 1/n`, :math:`\\beta = n\\alpha`).
+
+    The solution is ``clip(y, l, u)``. Optimality: the subdifferential of
+    :math:`\\max z` is the simplex on the maximisers, so :math:`w_i (y_i - z_i)`
+    summed over the clipped top must equal ``alpha``: :math:`\\sum_i w_i (y_i - u)_+ =
+    \\alpha`, and :math:`\\sum_i w_i (l - y_i)_+ = \\alpha` at the bottom. With the
+    intercept, if these give ``u <= l`` (exactly when ``alpha`` is at least
+    :math:`\\sum_i w_i (y_i - \\bar y)_+`) the solution is the constant weighted mean
+    :math:`\\bar y`. Without it, the levels are ``max(u, 0)`` and ``min(l, 0)`` (the
+    penalty only charges the positive and negative parts). Cost: two sorts,
+    :math:`O(n \\log n)`.
+
+    Parameters
+    ----------
+    y : array-like of shape (n_samples,)
+    alpha : float
+        Penalty weight, > 0.
+    sample_weight : array-like of shape (n_samples,), optional
+        Non-negative weights; default ``1 / n_samples`` (the mean loss). Used as given
+        (not normalised).
+    fit_intercept : bool, default=True
+
+    Returns
+    -------
+    z : ndarray of shape (n_samples,)
+        The optimal fitted values (:math:`z` or :math:`\\delta`).
+    """
+    y, w = _check_vector(y, sample_weight)
+    if not (np.isfinite(alpha) and alpha > 0):
+        raise ValueError(f"alpha must be a positive finite number; got {alpha!r}.")
+    u = _level_from_top(y, w, alpha)
+    lo = -_level_from_top(-y, w, alpha)
+    if fit_intercept:
+        if u <= lo:
+            return np.full_like(y, float(w @ y / w.sum()))
+    else:
+        u, lo = max(u, 0.0), min(lo, 0.0)
+    return np.clip(y, lo, u)
+
+
+def collapsed_objective(z, y, alpha: float, sample_weight=None, *, fit_intercept: bool = True) -> float:
+    """The objective :func:`water_filling` minimises, evaluated at ``z``."""
+    y, w = _check_vector(y, sample_weight)
+    z = np.asarray(z, dtype=float)
+    fit = 0.5 * float(w @ (z - y) ** 2)
+    if fit_intercept:
+        return fit + alpha * float(z.max() - z.min())
+    return fit + alpha * (max(float(z.max()), 0.0) + max(float(-z.min()), 0.0))
+
+
+def level_sets(z) -> tuple[float, np.ndarray, np.ndarray]:
+    """Layer-cake decomposition :math:`z = b + \\sum_k c_k \\mathbb 1[z \\ge v_k]`.
+
+    With the distinct values :math:`v_0 < v_1 < \\dots < v_K` of ``z``: ``b = v_0``,
+    :math:`c_k = v_k - v_{k-1} > 0`. The coefficients sum to :math:`\\max z - \\min z`,
+    the smallest :math:`\\ell_1` norm of any such decomposition with a free ``b``.
+
+    Returns
+    -------
+    intercept : float
+    masks : ndarray of bool, shape (n_samples, K)
+    coef : ndarray of shape (K,)
+    """
+    z = np.asarray(z, dtype=float)
+    v = np.unique(z)
+    masks = z[:, None] >= v[None, 1:]
+    return float(v[0]), masks, np.diff(v)
+
+
+def has_full_row_rank(X) -> bool:
+    """Whether :math:`X_a = [X, 1]` has full row rank (every sign pattern is reachable).
+
+    Needs ``n_samples <= n_features + 1``; the rank is numpy's (singular values above
+    :math:`\\sigma_{max} \\max(n, d+1)\\,\\varepsilon`).
+    """
+    Xa = augment(np.asarray(X, dtype=float))
+    n, p = Xa.shape
+    return n <= p and int(np.linalg.matrix_rank(Xa)) == n
+
+
+def gates_for_masks(X, masks) -> np.ndarray | None:
+    """Gates realising given patterns: the minimum-norm solutions of
+    :math:`X_a g_k = 2 d_k - 1`.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, n_features)
+    masks : ndarray of bool, shape (n_samples, n_patterns)
+
+    Returns
+    -------
+    gates : ndarray of shape (n_features + 1, n_patterns) or None
+        ``None`` when some pattern is not reproduced exactly by its gate (``X_a`` not of
+        full row rank, or too ill-conditioned).
+    """
+    X = np.asarray(X, dtype=float)
+    masks = np.asarray(masks, dtype=bool)
+    Xa = augment(X)
+    gates = np.linalg.lstsq(Xa, 2.0 * masks - 1.0, rcond=None)[0]
+    if not np.array_equal(masks_from_gates(X, gates), masks):
+        return None
+    return gates
+
+
+def closed_form_threshold_regression(X, y, alpha: float, sample_weight) -> tuple[ConvexProgram, np.ndarray, np.ndarray, DualPoint] | None:
+    """The global optimum of threshold-network regression when :math:`[X, 1]` has full
+    row rank (squared loss, one output, free intercept).
+
+    :func:`water_filling` gives the optimal outputs ``z``; :func:`level_sets` writes
+    them with nested upper sets of ``z`` (one unit per distinct value above the
+    minimum). The returned program is the Lasso over those patterns plus the two
+    patterns :math:`\\mathbb 1[\\Theta > 0]` and :math:`\\mathbb 1[\\Theta < 0]` of the
+    (projected) dual point :math:`\\Theta = \\nabla L(z)`. Since
+    :math:`\\max_{d \\in \\{0,1\\}^n} |d^\\top\\Theta| = \\max(\\sum_i\\Theta_i^+,
+    \\sum_i\\Theta_i^-)` is attained by those two patterns, the dual constraint checked
+    over this dictionary is the one over *all* patterns, so the program is marked
+    ``complete`` and its certificate is global.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, n_features)
+    y : ndarray of shape (n_samples,)
+    alpha : float
+    sample_weight : ndarray of shape (n_samples,)
+        Positive weights summing to one.
+
+    Returns
+    -------
+    (program, coef, intercept, dual_point) or None
+        ``None`` when :math:`[X, 1]` is not of full row rank (or a pattern cannot be
+        realised exactly in floating point); the caller then solves the sampled Lasso.
+    """
+    X = np.asarray(X, dtype=float)
+    if not has_full_row_rank(X):
+        return None
+    y = np.asarray(y, dtype=float).ravel()
+    w = np.asarray(sample_weight, dtype=float)
+    loss = SquaredLoss()
+    z = water_filling(y, alpha, w, fit_intercept=True)
+    b, masks, c = level_sets(z)
+    Y = y[:, None]
+    # the dual point exactly as certify() will see it (projection is deterministic)
+    theta = loss.project_dual(loss.gradient(z[:, None], Y, w), Y, w)
+    seen = loss.project_dual(theta, Y, w)[:, 0]
+    columns = [masks[:, k] for k in range(masks.shape[1])]
+    for extreme in (seen > 0, seen < 0):
+        if extreme.any() and not any(np.array_equal(extreme, m) for m in columns):
+            columns.append(extreme)
+    if not columns:  # z constant and Theta == 0 (y constant): any one pattern will do
+        columns.append(np.ones(len(y), dtype=bool))
+    all_masks = np.column_stack(columns)
+    gates = gates_for_masks(X, all_masks)
+    if gates is None:
+        return None
+    program = ConvexProgram(
+        loss, ColumnGroupL2(), PatternDictionary(X, gates), Y, w, float(alpha), complete=True
+    )
+    coef = np.zeros(program.coef_shape)
+    coef[: len(c), 0, 0] = c
+    return program, coef, np.array([b]), DualPoint(theta)
+
