@@ -156,20 +156,29 @@ def reference_optimum(program) -> float:
 # --------------------------------------------------------------------------- program level
 
 
-@pytest.mark.parametrize("seed", range(N_SEEDS))
-@pytest.mark.parametrize("activation", ["gated_relu", "relu"])
+# FISTA (the default for both programs; for ReLU its prox projects exactly onto the
+# cones) on every problem, and must converge; the augmented Lagrangian (an alternative
+# ReLU solver) on the first AL_SEEDS problems, where slow convergence is an xfail.
+AL_SEEDS = 2
+ORACLE_CASES = [("gated_relu", "fista", s) for s in range(N_SEEDS)]
+ORACLE_CASES += [("relu", "fista", s) for s in range(N_SEEDS)]
+ORACLE_CASES += [("relu", "augmented_lagrangian", s) for s in range(AL_SEEDS)]
+
+
+@pytest.mark.parametrize(("activation", "solver_name", "seed"), ORACLE_CASES)
 @pytest.mark.parametrize("family", FAMILIES)
-def test_solver_matches_cvxpy_oracle(family, activation, seed):
+def test_solver_matches_cvxpy_oracle(family, activation, solver_name, seed):
     program = make_program(family, activation, seed)
     p_star, ref = reference_optimum(program)
     relu = activation == "relu"
     tol = RELU_TOL if relu else GATED_TOL
-    _check_against_oracle(program, activation, tol, RTOL, p_star)
+    _check_against_oracle(program, activation, tol, RTOL, p_star, solver_name=solver_name)
 
 
-def _check_against_oracle(program, activation, tol, rtol, p_star, max_iter=MAX_ITER):
+def _check_against_oracle(program, activation, tol, rtol, p_star, max_iter=MAX_ITER,
+                          solver_name="fista"):
     relu = activation == "relu"
-    solver = AugmentedLagrangian() if relu else FISTA()
+    solver = AugmentedLagrangian() if solver_name == "augmented_lagrangian" else FISTA()
     sol = solver.solve(program, tol=tol, max_iter=max_iter)
 
     assert sol.coef.shape == program.coef_shape and sol.intercept.shape == (program.n_outputs,)
@@ -187,9 +196,9 @@ def _check_against_oracle(program, activation, tol, rtol, p_star, max_iter=MAX_I
                        activation=activation, tol=tol, primal=J, refine=True)
         assert cert.gap >= J - p_star - 1e-9 and cert.gap >= -1e-12
         assert cert.dual <= p_star + 1e-9
-        if not reported:
-            # slow ReLU convergence is a known limitation of the current solver, not
-            # a correctness failure: recorded as xfail with the numbers
+        if not reported and solver_name == "augmented_lagrangian":
+            # slow convergence is a known limitation of the AL solver, not a
+            # correctness failure: recorded as xfail with the numbers
             pytest.xfail(f"AL reached relative gap {reached:.1e} > tol {tol:.0e} after "
                          f"{sol.n_iter} iterations (J - p* = {(J - p_star) / p_star:.1e} relative)")
     assert reported, (
@@ -252,7 +261,7 @@ def test_dual_bound_is_valid_for_arbitrary_points(activation):
 def test_large_alpha_gives_zero_network(activation):
     program = make_program("binary", activation, 2)
     program.alpha = 1.01 * program.alpha_max()
-    solver = AugmentedLagrangian() if activation == "relu" else FISTA()
+    solver = FISTA()
     sol = solver.solve(program, tol=1e-8, max_iter=MAX_ITER)
     np.testing.assert_allclose(sol.coef, 0.0, atol=1e-12)
     np.testing.assert_allclose(sol.intercept, program.constant_intercept(), atol=1e-6)
@@ -419,9 +428,6 @@ def test_estimator_matches_cvxpy_estimator(family, activation, seed):
     J = ours.certificate_.primal
     assert ours.certificate_.gap >= J - p_star - 1e-9
     assert ours.certificate_.dual <= p_star + 1e-9
-    if activation == "relu" and not ours.certificate_.converged:
-        pytest.xfail(f"AL reached relative gap {ours.certificate_.relative_gap:.1e} > tol "
-                     f"{tol:.0e} after {ours.n_iter_} iterations")
     assert ours.certificate_.converged and ours.certificate_.relative_gap <= tol
     assert abs(J - p_star) <= max(tol, RTOL) * abs(p_star)
 

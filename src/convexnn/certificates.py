@@ -164,23 +164,51 @@ def refine_multipliers(program: ConvexProgram, Theta: np.ndarray, Lam: np.ndarra
     return Lam
 
 
-def dual_value(program: ConvexProgram, point: DualPoint, refine: bool = False) -> float:
+def cone_dual_norms(program: ConvexProgram, Theta: np.ndarray, projector=None) -> np.ndarray:
+    r"""Exact dual norms of the ReLU program at ``Theta``, shape ``(2P, n_outputs)``.
+
+    Block ``j`` (pattern ``k``, sign ``s``) is dual feasible iff
+    :math:`\max_{u\in\mathcal K_k,\lVert u\rVert\le1}\langle -s X_a^\top D_k\Theta,
+    u\rangle = \lVert\Pi_{\mathcal K_k}(-s X_a^\top D_k\Theta)\rVert \le \alpha`
+    (Moreau's decomposition): the best any cone multiplier can do, computed by an exact
+    projection (:mod:`convexnn.cones`). Entries that are provably at most ``alpha``
+    are returned as their cheap upper bound ``min(|c|, alpha)``; only the largest value
+    matters for the dual scaling.
+    """
+    op = program.operator
+    C = -op.rmatvec(Theta)  # (2P, p, c): minus the gradient of the data term
+    norms = np.sqrt(np.einsum("bpc,bpc->bc", C, C))
+    out = np.minimum(norms, program.alpha)
+    blocks, cols = np.nonzero(norms > program.alpha)
+    if blocks.size:
+        projector = projector if projector is not None else program.cone_projector()
+        keys = [("dual", j, c) for j, c in zip(blocks.tolist(), cols.tolist())]
+        proj = projector.project(
+            C[blocks, :, cols], blocks % op.n_patterns, keys, zero_below=program.alpha
+        )
+        out[blocks, cols] = np.maximum(np.linalg.norm(proj, axis=1), 0.0)
+    return out
+
+
+def dual_value(program: ConvexProgram, point: DualPoint, refine: bool = False, projector=None) -> float:
     """Feasible dual objective obtained from ``point`` (projection, then scaling).
 
-    With ``refine`` the ReLU program's cone multipliers are re-fitted to ``Theta`` by
-    :func:`refine_multipliers` where they fall short (exact, slower).
+    For the ReLU program, ``refine`` computes the exact dual norms by cone projections
+    (:func:`cone_dual_norms`, optionally with a warm ``projector``); otherwise the
+    point's own cone multipliers ``Lam`` are used (a valid but weaker bound).
     """
     Theta = program.loss.project_dual(point.Theta, program.Y, program.sample_weight)
-    if program.has_cone:
+    if program.has_cone and refine:
+        worst = float(cone_dual_norms(program, Theta, projector).max(initial=0.0))
+    elif program.has_cone:
         Lam = point.Lam if point.Lam is not None else np.zeros(
             (program.operator.n_samples, program.operator.n_blocks, program.n_outputs)
         )
-        if refine:
-            Lam = refine_multipliers(program, Theta, Lam)
         G = program.operator.adjoint_combined(Theta, Lam)
+        worst = float(program.penalty.dual_norms(G).max(initial=0.0))
     else:
         G = program.operator.rmatvec(Theta)
-    worst = float(program.penalty.dual_norms(G).max(initial=0.0))
+        worst = float(program.penalty.dual_norms(G).max(initial=0.0))
     scale = 1.0 if worst <= program.alpha else program.alpha / worst
     return program.dual_objective(scale * Theta)
 
@@ -215,7 +243,7 @@ def certify(
         Objective of the exported network if already computed; otherwise the convex
         objective of ``(coef, intercept)``.
     refine : bool, default=False
-        Re-fit the ReLU cone multipliers exactly (see :func:`refine_multipliers`).
+        Use the exact ReLU dual norms (see :func:`cone_dual_norms`).
     """
     if isinstance(dual_points, DualPoint):
         dual_points = [dual_points]

@@ -159,6 +159,11 @@ class ConeOperator:
         B, p, c = U.shape
         return (self.gated.Xa @ U.transpose(1, 0, 2).reshape(p, B * c)).reshape(-1, B, c)
 
+    @property
+    def gated_signs(self) -> np.ndarray:
+        """Diagonals of :math:`E_k` for the ``P`` patterns, shape ``(n_samples, P)``."""
+        return self._signs
+
     def signs(self) -> np.ndarray:
         """Diagonals of :math:`E_k` for the ``2P`` blocks, shape ``(n_samples, 2P)``."""
         return np.concatenate([self._signs, self._signs], axis=1)

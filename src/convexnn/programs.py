@@ -22,6 +22,7 @@ import numpy as np
 from .losses import Loss
 from .operators import ConeOperator, GatedOperator
 from ._nnls import nnls
+from .cones import ConeProjector
 from .penalties import Penalty
 
 __all__ = ["ConvexProgram"]
@@ -106,16 +107,41 @@ class ConvexProgram:
         return -self.loss.conjugate(Theta, self.Y, self.sample_weight)
 
     def alpha_max(self) -> float:
-        """Smallest ``alpha`` for which the gated program's solution is ``V = 0``.
+        """Smallest ``alpha`` for which ``V = 0`` (with the constant model's intercept)
+        is optimal: the start of a regularization path.
 
-        The zero solution (with the constant model's intercept) is optimal iff
-        :math:`r^\\circ(X_a^\\top D_k \\nabla L(b_0)) \\le \\alpha` for every block. For the
-        ReLU program this is an upper bound (its cone makes ``V = 0`` optimal sooner).
+        Let :math:`b_0` be the optimal constant intercept and :math:`\\Theta = \\nabla
+        L(b_0)` (so :math:`\\mathbf 1^\\top\\Theta = 0`). The smooth part's gradient at
+        ``(0, b_0)`` is :math:`(X_a^\\top D_k\\Theta)_k`, so the first-order conditions
+        of the convex program give, exactly:
+
+        * gated program: :math:`\\alpha_{max} = \\max_k r^\\circ(X_a^\\top D_k\\Theta)`;
+        * ReLU program (one group per block and output column ``j``): ``V = 0`` is
+          optimal iff for every pattern ``k``, sign ``s = ±1`` and column ``j``
+
+          .. math::
+
+              \\max_{u \\in K_k,\\, \\lVert u\\rVert \\le 1}
+              \\langle s X_a^\\top D_k \\Theta_{:,j}, u\\rangle
+              = \\lVert \\Pi_{K_k}(s X_a^\\top D_k \\Theta_{:,j}) \\rVert \\le \\alpha,
+              \\qquad K_k = \\{u : E_k X_a u \\ge 0\\},
+
+          (Moreau's decomposition), so :math:`\\alpha_{max}` is the largest of these
+          projection norms. It is at most the gated value (projections shrink norms),
+          which is used to skip projections that cannot change the maximum.
+
+        Returns
+        -------
+        alpha_max : float
+            ``0.0`` when the constant model fits the data exactly.
         """
         Z = np.broadcast_to(self.constant_intercept(), self.Y.shape)
         _, grad = self.data_fit(np.array(Z))
         op = self.operator.gated if self.has_cone else self.operator
-        return float(self.penalty.dual_norms(op.rmatvec(grad)).max())
+        G = op.rmatvec(grad)  # (P, n_features + 1, n_outputs)
+        if not self.has_cone:
+            return float(self.penalty.dual_norms(G).max(initial=0.0))
+        return _cone_alpha_max(self.operator, G)
 
     # -- the cone ------------------------------------------------------------------
     def cone_violation(self, coef: np.ndarray) -> float:
@@ -150,9 +176,19 @@ class ConvexProgram:
         # violations at rounding level (relative to the block's own scale) are left
         tiny = 1e-12 * np.abs(H).max(axis=0)
         out = coef.copy()
-        for j, col in zip(*np.nonzero((C < -tiny[None]).any(axis=0))):
-            out[j, :, col] = _project_on_cone(op.cone_matrix(j), coef[j, :, col])
+        blocks, cols = np.nonzero((C < -tiny[None]).any(axis=0))
+        if blocks.size:
+            out[blocks, :, cols] = self.cone_projector().project(
+                coef[blocks, :, cols], blocks % op.n_patterns
+            )
         return out
+
+    def cone_projector(self) -> ConeProjector:
+        """A fresh :class:`~convexnn.cones.ConeProjector` for this program's cones
+        (ReLU program only); it remembers active sets between calls."""
+        if not self.has_cone:
+            raise ValueError("the gated-ReLU program has no cone constraints to project on.")
+        return ConeProjector(self.operator.gated.Xa, self.operator.gated_signs)
 
 
 def _project_on_cone(G: np.ndarray, u: np.ndarray, passes: int = 4) -> np.ndarray:
@@ -187,3 +223,67 @@ def _project_on_cone(G: np.ndarray, u: np.ndarray, passes: int = 4) -> np.ndarra
     if np.linalg.norm(x) <= 1e-12:
         return np.zeros_like(u)
     return scale * x
+
+
+
+#: elements of the dual-multiplier array (n_samples x candidates) handled at once
+_ALPHA_MAX_CHUNK = 4_000_000
+
+
+def _cone_alpha_max(operator: ConeOperator, G: np.ndarray, check_every: int = 10) -> float:
+    """:math:`\\max_{k,s,j} \\lVert \\Pi_{K_k}(s\\, G_{k,:,j}) \\rVert` (see
+    :meth:`ConvexProgram.alpha_max`), exactly, with few exact projections.
+
+    ``G[k, :, j]`` is :math:`X_a^\\top D_k \\Theta_{:,j}`; a candidate is a triple
+    ``(k, s, j)`` with vector :math:`g = s G_{k,:,j}` and cone matrix
+    :math:`C_k = E_k X_a`. By Moreau's decomposition
+
+    .. math::
+
+        \\lVert \\Pi_{K_k}(g) \\rVert = \\operatorname{dist}(g, K_k^\\circ)
+        = \\min_{\\lambda \\ge 0} \\lVert g + C_k^\\top \\lambda \\rVert,
+
+    so every :math:`\\lambda \\ge 0` gives an upper bound. Accelerated projected
+    gradient on :math:`\\lambda`, run for all candidates at once (two products with
+    :math:`X_a` per step), tightens these bounds; the candidate with the largest bound
+    is projected exactly (:func:`_project_on_cone`), and candidates whose bound is
+    below the best exact value are dropped. The result is the largest exact
+    projection norm: the bounds only decide which projections can be skipped.
+    """
+    Xa, signs = operator.gated.Xa, operator._signs
+    n = Xa.shape[0]
+    P, _, c = G.shape
+    k_idx = np.repeat(np.arange(P), 2 * c)
+    s_idx = np.tile(np.repeat([1.0, -1.0], c), P)
+    j_idx = np.tile(np.arange(c), 2 * P)
+    g_all = s_idx[None, :] * G[k_idx, :, j_idx].T  # (n_features + 1, 2 P c)
+    ub = np.linalg.norm(g_all, axis=0)
+    lipschitz = max(float(np.linalg.norm(Xa, 2)) ** 2, np.finfo(float).tiny)
+    best = 0.0
+
+    def exact(m: int) -> float:
+        return float(np.linalg.norm(_project_on_cone(operator.cone_matrix(k_idx[m]), g_all[:, m])))
+
+    order = np.argsort(-ub, kind="stable")
+    chunk = max(1, _ALPHA_MAX_CHUNK // max(n, 1))
+    for start in range(0, order.size, chunk):
+        active = order[start:start + chunk]
+        active = active[ub[active] > best]
+        lam = np.zeros((n, active.size))
+        mom, t = lam, 1.0
+        while active.size:
+            E, g = signs[:, k_idx[active]], g_all[:, active]
+            for _ in range(check_every):  # FISTA on min_{lam >= 0} |g + C^T lam|^2 / 2
+                x = g + Xa.T @ (E * mom)
+                lam_next = np.maximum(mom - E * (Xa @ x) / lipschitz, 0.0)
+                t_next = (1 + np.sqrt(1 + 4 * t * t)) / 2
+                mom = lam_next + ((t - 1) / t_next) * (lam_next - lam)
+                lam, t = lam_next, t_next
+            ub[active] = np.minimum(ub[active], np.linalg.norm(g + Xa.T @ (E * lam), axis=0))
+            top = int(np.argmax(ub[active]))
+            if ub[active[top]] > best:
+                best = max(best, exact(active[top]))
+            keep = ub[active] > best
+            keep[top] = False
+            active, lam, mom = active[keep], lam[:, keep], mom[:, keep]
+    return best

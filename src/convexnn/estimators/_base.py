@@ -11,7 +11,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
-from ..certificates import REFINE_MAX_SIZE, certify
+from ..certificates import certify
 from ..losses import Loss
 from ..network import Network
 from ..operators import ConeOperator, GatedOperator
@@ -122,10 +122,10 @@ class BaseConvexMLP(BaseEstimator):
         coef = program.make_feasible(solution.coef)
         network = self._network(program, coef, solution.intercept)
         primal = network.objective(X, Y, w, program.loss, self.alpha)
-        small = X.shape[0] * program.operator.n_blocks <= REFINE_MAX_SIZE
+        # ReLU: exact dual norms by cone projections (the best multipliers there are)
         cert = certify(
             program, coef, solution.intercept, solution.dual_points,
-            activation=self.activation, tol=self.tol, primal=primal, refine=small,
+            activation=self.activation, tol=self.tol, primal=primal, refine=True,
         )
         self._set_fitted(program, coef, solution, network, cert)
         if solution.interrupted:

@@ -28,13 +28,13 @@ SOLVERS: dict[str, type[Solver]] = {
 def make_solver(spec, cone: bool) -> Solver:
     """Turn the estimators' ``solver`` parameter into a :class:`Solver`.
 
-    ``"auto"`` picks FISTA for the gated program and the augmented Lagrangian for the
-    cone-constrained ReLU program.
+    ``"auto"`` picks FISTA for both programs (for ReLU its proximal step projects onto
+    the cones exactly, so every iterate is feasible).
     """
     if isinstance(spec, Solver):
         return spec
     if spec == "auto":
-        return AugmentedLagrangian() if cone else FISTA()
+        return FISTA()
     if isinstance(spec, str) and spec in SOLVERS:
         return SOLVERS[spec]()
     raise ValueError(

@@ -101,30 +101,58 @@ def fista(
 
 class FlatParams:
     """A program's ``(coef, intercept)`` as one flat vector, with the penalty's prox
-    and value on it (the intercept is free: the prox leaves it alone)."""
+    and value on it (the intercept is free: the prox leaves it alone).
+
+    For the cone-constrained ReLU program the prox is that of
+    :math:`\\alpha R + \\iota_{\\mathcal K}`: every block is projected exactly onto its
+    cone, then shrunk (see :mod:`convexnn.cones`), so every iterate is a feasible
+    ReLU network. The projector remembers each block's active constraints between
+    iterations, which makes most projections one small batched solve.
+    """
 
     def __init__(self, program):
         self.program = program
         self.shape = program.coef_shape
         self.size = int(np.prod(self.shape))
+        self.projector = program.cone_projector() if program.has_cone else None
 
     def unpack(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Views ``(coef, intercept)`` into ``x``."""
         return x[: self.size].reshape(self.shape), x[self.size :]
 
     def start(self, init) -> np.ndarray:
-        """``init = (coef, intercept)`` flattened, or zeros with the constant model's intercept."""
+        """``init = (coef, intercept)`` flattened (projected onto the cones for ReLU),
+        or zeros with the constant model's intercept."""
         if init is None:
             return np.concatenate([np.zeros(self.size), self.program.constant_intercept()])
-        return np.concatenate([np.asarray(init[0], dtype=float).ravel(), init[1]])
+        coef = np.asarray(init[0], dtype=float)
+        if self.projector is not None:
+            coef = self.project(coef, 0.0)
+        return np.concatenate([coef.ravel(), init[1]])
+
+    def project(self, coef: np.ndarray, zero_below: float) -> np.ndarray:
+        """Every block projected onto its cone; blocks whose projection is provably no
+        longer than ``zero_below`` come back as zero (the shrinkage kills them)."""
+        out = np.zeros_like(coef)
+        norms = np.sqrt(np.einsum("bpc,bpc->bc", coef, coef))
+        blocks, cols = np.nonzero(norms > zero_below)
+        if blocks.size:
+            keys = list(zip(blocks.tolist(), cols.tolist()))
+            P = self.program.operator.n_patterns
+            out[blocks, :, cols] = self.projector.project(
+                coef[blocks, :, cols], blocks % P, keys, zero_below=zero_below
+            )
+        return out
 
     def prox(self, x: np.ndarray, step: float) -> np.ndarray:
-        """Prox of ``step * alpha * R`` on the coefficients."""
+        """Prox of ``step * alpha * R`` (plus the cone indicator for ReLU) on the coefficients."""
         coef, b = self.unpack(x)
-        shrunk = self.program.penalty.prox(coef, step * self.program.alpha)
+        threshold = step * self.program.alpha
+        if self.projector is not None:
+            coef = self.project(coef, threshold)
+        shrunk = self.program.penalty.prox(coef, threshold)
         return np.concatenate([shrunk.ravel(), b])
 
     def nonsmooth(self, x: np.ndarray) -> float:
         """:math:`\\alpha R(V)`."""
         return self.program.regularizer(self.unpack(x)[0])
-

@@ -35,7 +35,7 @@ class FISTA(Solver):
 
     name = "fista"
     handles_gated = True
-    handles_cone = False
+    handles_cone = True
 
     def __init__(self, check_every: int = 10):
         self.check_every = check_every
@@ -65,10 +65,13 @@ class FISTA(Solver):
         curve: list[float] = []
         progress = ProgressPrinter(verbose, self.name, max_iter=max_iter, tol=tol)
         best = {"dual": -np.inf, "point": None}
+        # ReLU: exact dual norms need one cone projection per block; a projector of
+        # its own keeps those blocks' active sets warm from one check to the next
+        dual_projector = program.cone_projector() if program.has_cone else None
 
         def check(it, s) -> bool:
             point = dual_point_from_outputs(program, s.aux.reshape(-1, program.n_outputs))
-            d = dual_value(program, point)
+            d = dual_value(program, point, refine=program.has_cone, projector=dual_projector)
             if d > best["dual"]:
                 best["dual"], best["point"] = d, point
             history.record(it, progress.elapsed(), s.value, best["dual"])
