@@ -37,15 +37,12 @@ from convexnn.operators import ConeOperator, GatedOperator  # noqa: E402
 from convexnn.patterns import DataSampler, ExhaustiveSampler  # noqa: E402
 from convexnn.penalties import ColumnGroupL2, NuclearNorm  # noqa: E402
 from convexnn.programs import ConvexProgram  # noqa: E402
-from convexnn.solvers import FISTA, AugmentedLagrangian, CvxpySolver  # noqa: E402
+from convexnn.solvers import FISTA, CvxpySolver  # noqa: E402
 
 N_SEEDS = 20
 GATED_TOL = 1e-6
-# Measured on this problem distribution (AL at commit 50d2adc, 2 shared cores): to reach
-# 1e-6 the augmented Lagrangian needs a median of ~1200 iterations (0.6-1.4 s) per
-# problem, at most ~1e4 (10 s); reg2-relu-4 stalls near 6e-4 (slow convergence at a
-# small alpha). A ReLU problem that does not reach its tolerance within MAX_ITER is an
-# xfail (with the numbers), after its certificate has been checked for honesty.
+# Both activations are solved to 1e-6 by FISTA; MAX_ITER is far above what any of these
+# problems needs (a few hundred to a few thousand iterations).
 RELU_TOL = 1e-6
 MAX_ITER = 20_000
 RTOL = 1e-5  # (a); >= both tolerances, since gap <= tol * J bounds J - p*
@@ -56,7 +53,7 @@ FAMILIES = ["reg1", "reg2", "binary", "multiclass"]
 # half-open ranges of n_samples, n_features and requested n_patterns
 SIZES = {
     "gated_relu": {"n": (20, 41), "d": (2, 4), "P": (4, 11)},
-    # the augmented Lagrangian is ~10x slower than FISTA: smaller ReLU problems
+    # ReLU: cvxpy's cone program grows with n * P; keep the oracle fast
     "relu": {"n": (20, 25), "d": (2, 3), "P": (3, 7)},
 }
 
@@ -156,29 +153,22 @@ def reference_optimum(program) -> float:
 # --------------------------------------------------------------------------- program level
 
 
-# FISTA (the default for both programs; for ReLU its prox projects exactly onto the
-# cones) on every problem, and must converge; the augmented Lagrangian (an alternative
-# ReLU solver) on the first AL_SEEDS problems, where slow convergence is an xfail.
-AL_SEEDS = 2
-ORACLE_CASES = [("gated_relu", "fista", s) for s in range(N_SEEDS)]
-ORACLE_CASES += [("relu", "fista", s) for s in range(N_SEEDS)]
-ORACLE_CASES += [("relu", "augmented_lagrangian", s) for s in range(AL_SEEDS)]
-
-
-@pytest.mark.parametrize(("activation", "solver_name", "seed"), ORACLE_CASES)
+# FISTA solves both programs (for ReLU its prox projects exactly onto the cones) and
+# must reach the tolerance on every problem.
+@pytest.mark.parametrize("seed", range(N_SEEDS))
+@pytest.mark.parametrize("activation", ["gated_relu", "relu"])
 @pytest.mark.parametrize("family", FAMILIES)
-def test_solver_matches_cvxpy_oracle(family, activation, solver_name, seed):
+def test_solver_matches_cvxpy_oracle(family, activation, seed):
     program = make_program(family, activation, seed)
     p_star, ref = reference_optimum(program)
     relu = activation == "relu"
     tol = RELU_TOL if relu else GATED_TOL
-    _check_against_oracle(program, activation, tol, RTOL, p_star, solver_name=solver_name)
+    _check_against_oracle(program, activation, tol, RTOL, p_star)
 
 
-def _check_against_oracle(program, activation, tol, rtol, p_star, max_iter=MAX_ITER,
-                          solver_name="fista"):
+def _check_against_oracle(program, activation, tol, rtol, p_star, max_iter=MAX_ITER):
     relu = activation == "relu"
-    solver = AugmentedLagrangian() if solver_name == "augmented_lagrangian" else FISTA()
+    solver = FISTA()
     sol = solver.solve(program, tol=tol, max_iter=max_iter)
 
     assert sol.coef.shape == program.coef_shape and sol.intercept.shape == (program.n_outputs,)
@@ -191,16 +181,6 @@ def _check_against_oracle(program, activation, tol, rtol, p_star, max_iter=MAX_I
 
     reached = sol.history.relative_gap[-1]
     reported = reached <= tol
-    if relu:  # honest certificate even without convergence: (b), (c) and a valid dual
-        cert = certify(program, sol.coef, sol.intercept, sol.dual_points,
-                       activation=activation, tol=tol, primal=J, refine=True)
-        assert cert.gap >= J - p_star - 1e-9 and cert.gap >= -1e-12
-        assert cert.dual <= p_star + 1e-9
-        if not reported and solver_name == "augmented_lagrangian":
-            # slow convergence is a known limitation of the AL solver, not a
-            # correctness failure: recorded as xfail with the numbers
-            pytest.xfail(f"AL reached relative gap {reached:.1e} > tol {tol:.0e} after "
-                         f"{sol.n_iter} iterations (J - p* = {(J - p_star) / p_star:.1e} relative)")
     assert reported, (
         f"solver did not converge: relative gap {reached:.2e} > {tol:.0e} after {sol.n_iter} iterations"
     )

@@ -126,7 +126,9 @@ class ConeProjector:
             rows = Gx.argmin(axis=0)
             gmin = Gx[rows, np.arange(len(pending))]
             feasible = gmin >= -1e-12 * np.maximum(np.abs(Gx).max(axis=0), 1e-300)
-            bounded = lh_ok & (xnorm <= zero_below[pending])
+            # valid multipliers and x = 0 up to rounding: the active rows span the
+            # space, so the projection is exactly the apex 0
+            bounded = lh_ok & (xnorm <= np.maximum(zero_below[pending], 1e-10 * norms[pending]))
             done = lh_ok & feasible & ~bounded
             X[pending[done]] = Xp[done]
             X[pending[bounded]] = 0.0  # the projection is shorter still: shrunk to zero

@@ -48,7 +48,7 @@ class BaseConvexMLP(BaseEstimator):
             "array-like",
         ],
         "solver": [
-            StrOptions({"auto", "fista", "augmented_lagrangian", "cvxpy"}),
+            StrOptions({"auto", "fista", "cvxpy"}),
             HasMethods(["solve"]),
         ],
         "tol": [Interval(Real, 0, None, closed="neither")],

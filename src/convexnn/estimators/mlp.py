@@ -34,8 +34,10 @@ _PARAMS_DOC = """
         pattern of one-dimensional data, which makes the certificate global. An array
         of shape ``(n_features + 1, n_patterns)`` gives the gates explicitly (last row:
         bias).
-    solver : {"auto", "fista", "augmented_lagrangian", "cvxpy"} or Solver, default="auto"
-        ``"auto"``: FISTA for gated ReLU, the augmented Lagrangian for ReLU.
+    solver : {"auto", "fista", "cvxpy"} or Solver, default="auto"
+        ``"auto"`` and ``"fista"``: accelerated proximal gradient with duality-gap
+        stopping; for ReLU its proximal step projects every block exactly onto its
+        cone, so every iterate is a feasible ReLU network.
         ``"cvxpy"`` (extra) is the interior-point reference for tiny problems.
     tol : float, default=1e-3
         Target relative duality gap ``(primal - dual) / primal``.

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from .augmented_lagrangian import AugmentedLagrangian
 from .base import History, Solution, Solver
 from .fista import FISTA
 from .reference import CvxpySolver
 
 __all__ = [
-    "AugmentedLagrangian",
     "CvxpySolver",
     "FISTA",
     "History",
@@ -20,7 +18,6 @@ __all__ = [
 
 SOLVERS: dict[str, type[Solver]] = {
     "fista": FISTA,
-    "augmented_lagrangian": AugmentedLagrangian,
     "cvxpy": CvxpySolver,
 }
 

@@ -86,7 +86,7 @@ class Solver(ABC):
         if program.has_cone and not self.handles_cone:
             raise ValueError(
                 f"solver {self.name!r} does not handle the cone-constrained ReLU program; "
-                "use solver='augmented_lagrangian', 'cvxpy' or 'auto', or "
+                "use solver='fista', 'cvxpy' or 'auto', or "
                 "activation='gated_relu'."
             )
         if not program.has_cone and not self.handles_gated:
