@@ -200,7 +200,7 @@ def solve_convexnn(X, Y, G, alpha, *, tol, max_iter, relu=False, solver=None) ->
     certificate, i.e. what a user waits for. Returns the certificate numbers, the
     solution and the solver's history (time, primal, dual at each gap check).
     """
-    from convexnn.certificates import REFINE_MAX_SIZE, certify
+    from convexnn.certificates import certify
     from convexnn.solvers import make_solver
 
     t0 = time.perf_counter()
@@ -209,10 +209,9 @@ def solve_convexnn(X, Y, G, alpha, *, tol, max_iter, relu=False, solver=None) ->
     solver = solver if solver is not None else make_solver("auto", cone=relu)
     sol = solver.solve(prog, tol=tol, max_iter=max_iter)
     coef = prog.make_feasible(sol.coef) if relu else sol.coef
-    small = X.shape[0] * prog.operator.n_blocks <= REFINE_MAX_SIZE
     cert = certify(
         prog, coef, sol.intercept, sol.dual_points,
-        activation="relu" if relu else "gated_relu", tol=tol, refine=relu and small,
+        activation="relu" if relu else "gated_relu", tol=tol, refine=relu,
     )
     seconds = time.perf_counter() - t0
     h = sol.history

@@ -11,12 +11,12 @@ the same activation patterns.
 """
 
 import matplotlib.pyplot as plt
-import numpy as np
 from sklearn.datasets import load_breast_cancer
 from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import StandardScaler
 
 from convexnn import ConvexMLPClassifier, regularization_path
+from convexnn.plotting import RegularizationPathDisplay
 
 X, y = load_breast_cancer(return_X_y=True)
 X_train, X_val, y_train, y_val = train_test_split(X, y, random_state=0)
@@ -40,23 +40,7 @@ for a, m, tr, va, g, t in zip(path.alphas, path.n_neurons, path.train_scores, pa
 # %%
 # Plot it
 # -------
-# Moving left to right, ``alpha`` decreases: the network gains hidden units, fits the
+# As ``alpha`` decreases the network gains hidden units, fits the
 # training data better, and the validation accuracy peaks at an intermediate alpha.
-best = int(np.argmax(path.val_scores))
-fig, axes = plt.subplots(1, 3, figsize=(13, 3.8), layout="constrained")
-axes[0].plot(path.alphas, path.n_neurons, "o-")
-axes[0].set_ylabel("hidden units")
-axes[1].plot(path.alphas, path.train_scores, "o-", label="train")
-axes[1].plot(path.alphas, path.val_scores, "s-", label="validation")
-axes[1].axvline(path.alphas[best], color="k", ls=":", label=f"best alpha = {path.alphas[best]:.2g}")
-axes[1].set_ylabel("accuracy")
-axes[1].legend()
-axes[2].plot(path.alphas, path.objectives, "o-", label="objective J")
-axes[2].plot(path.alphas, path.duals, "s--", label="certified lower bound")
-axes[2].set_ylabel("objective")
-axes[2].legend()
-for ax in axes:
-    ax.set_xscale("log")
-    ax.invert_xaxis()
-    ax.set_xlabel("alpha")
+display = RegularizationPathDisplay.from_path(path)
 plt.show()

@@ -23,7 +23,6 @@ from typing import Any
 
 import numpy as np
 
-from ._nnls import nnls
 from .programs import ConvexProgram
 
 __all__ = [
@@ -32,8 +31,7 @@ __all__ = [
     "certify",
     "dual_point_from_outputs",
     "dual_value",
-    "refine_multipliers",
-    "REFINE_MAX_SIZE",
+    "cone_dual_norms",
 ]
 
 
@@ -135,33 +133,6 @@ def dual_point_from_outputs(program: ConvexProgram, Z: np.ndarray, Lam=None) -> 
     """The natural dual candidate at outputs ``Z``: :math:`\\Theta = \\nabla L(Z)`."""
     _, grad = program.data_fit(Z)
     return DualPoint(grad, Lam)
-
-
-#: Exact multiplier refits (one NNLS per violating block) are done when
-#: ``n_samples * n_blocks`` is at most this.
-REFINE_MAX_SIZE = 2_000_000
-
-
-def refine_multipliers(program: ConvexProgram, Theta: np.ndarray, Lam: np.ndarray) -> np.ndarray:
-    r"""Best cone multipliers for ``Theta`` on the blocks that violate the dual bound.
-
-    For each such block ``j`` (and output) solve the non-negative least-squares problem
-    :math:`\min_{\Lambda_j \ge 0} \lVert \pm X_a^\top D_k\Theta - X_a^\top E_k \Lambda_j
-    \rVert`, the smallest dual norm any multiplier achieves. Cost: one NNLS of size
-    ``(n_features + 1) x n_samples`` per violating block.
-    """
-    op = program.operator
-    P = op.n_patterns
-    G = op.adjoint_combined(Theta, Lam)
-    norms = np.sqrt(np.einsum("kij,kij->kj", G, G))  # (2P, c)
-    Lam = Lam.copy()
-    Xa = op.gated.Xa
-    for j, col in zip(*np.nonzero(norms > program.alpha)):
-        k = j % P
-        sign = 1.0 if j < P else -1.0
-        target = sign * (Xa.T @ (op.gated._fmasks[:, k] * Theta[:, col]))
-        Lam[:, j, col] = nnls(op.cone_matrix(j).T, target)
-    return Lam
 
 
 def cone_dual_norms(program: ConvexProgram, Theta: np.ndarray, projector=None) -> np.ndarray:

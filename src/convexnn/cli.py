@@ -611,7 +611,7 @@ def _certify_saved(model: Any, X: np.ndarray, raw_target: list[str], target: str
     """
     from sklearn.base import is_classifier
 
-    from convexnn.certificates import REFINE_MAX_SIZE, certify, dual_point_from_outputs
+    from convexnn.certificates import certify, dual_point_from_outputs
     from convexnn.patterns import Patterns
 
     est = _final_step(model)
@@ -665,10 +665,9 @@ def _certify_saved(model: Any, X: np.ndarray, raw_target: list[str], target: str
     primal = network.objective(X, Y, w, program.loss, float(est.alpha))
     points = [dual_point_from_outputs(program, Z), dual_point_from_outputs(
         program, program.predict(coef, intercept))]
-    small = n * program.operator.n_blocks <= REFINE_MAX_SIZE
     return certify(
         program, coef, intercept, points, activation=str(est.activation), tol=float(est.tol),
-        primal=primal, refine=small,
+        primal=primal, refine=True,
     )
 
 

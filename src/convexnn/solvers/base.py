@@ -51,7 +51,7 @@ class Solution:
     dual_points : list of DualPoint
         Dual candidates for the certificate (the best is used).
     n_iter : int
-        Iterations performed (proximal-gradient steps; for the augmented Lagrangian,
+        Iterations performed (proximal-gradient steps; for composite solvers,
         summed over its outer updates).
     objective_curve : list of float
         Convex objective after each iteration.
