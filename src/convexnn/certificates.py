@@ -146,18 +146,14 @@ def cone_dual_norms(program: ConvexProgram, Theta: np.ndarray, projector=None) -
     are returned as their cheap upper bound ``min(|c|, alpha)``; only the largest value
     matters for the dual scaling.
     """
-    op = program.operator
-    C = -op.rmatvec(Theta)  # (2P, p, c): minus the gradient of the data term
+    C = -program.operator.rmatvec(Theta)  # (2P, p, c): minus the data term's gradient
     norms = np.sqrt(np.einsum("bpc,bpc->bc", C, C))
     out = np.minimum(norms, program.alpha)
-    blocks, cols = np.nonzero(norms > program.alpha)
-    if blocks.size:
+    above = norms > program.alpha
+    if above.any():
         projector = projector if projector is not None else program.cone_projector()
-        keys = [("dual", j, c) for j, c in zip(blocks.tolist(), cols.tolist())]
-        proj = projector.project(
-            C[blocks, :, cols], blocks % op.n_patterns, keys, zero_below=program.alpha
-        )
-        out[blocks, cols] = np.maximum(np.linalg.norm(proj, axis=1), 0.0)
+        proj = projector.project_blocks(C, zero_below=program.alpha)
+        out[above] = np.sqrt(np.einsum("bpc,bpc->bc", proj, proj))[above]
     return out
 
 

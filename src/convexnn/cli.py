@@ -605,9 +605,9 @@ def _certify_saved(model: Any, X: np.ndarray, raw_target: list[str], target: str
     """The certificate of a saved model's network on ``(X, target)``.
 
     The program is rebuilt from the saved gates and the new data (uniform sample
-    weights, times the model's ``class_weight`` if it has one), the primal is the objective ``J`` of the saved network on that data, and
-    the dual bound comes from the network's outputs (for ReLU with cone multipliers
-    re-fitted exactly when the problem is small).
+    weights, times the model's ``class_weight`` if it has one), the primal is the
+    objective ``J`` of the saved network on that data, and the dual bound comes from
+    the network's outputs (for ReLU with the exact dual norms, by cone projections).
     """
     from sklearn.base import is_classifier
 

@@ -21,15 +21,18 @@ one halfspace per sample. Two things need the projection :math:`\\Pi_{\\mathcal 
   needs one projection per block.
 
 The projection solves :math:`\\min \\tfrac12\\lVert x-u\\rVert^2` s.t. :math:`Gx \\ge 0`
-by a *dual active-set* method (Goldfarb & Idnani with the identity Hessian): with the
-active rows :math:`A`, :math:`x = u - G_A^\\top\\mu`, :math:`\\mu = (G_A G_A^\\top)^{-1}G_A u`;
-a row with the wrong multiplier sign leaves :math:`A`, the most violated row enters.
-At the projection at most ``d + 1`` rows are active, so each solve is tiny. All blocks
+through its dual, the non-negative least-squares problem
+:math:`\\min_{\\lambda\\ge0}\\lVert u + G^\\top\\lambda\\rVert` (then
+:math:`x = u + G^\\top\\lambda`), by Lawson & Hanson's active-set method: with the
+active rows :math:`A`, :math:`z = -(G_A G_A^\\top)^{-1}G_A u`; if some :math:`z_i \\le 0`
+the multipliers move towards :math:`z` until one reaches zero and its row leaves
+:math:`A`, otherwise the most violated row of :math:`Gx \\ge 0` enters. At the
+projection at most ``d + 1`` rows are active, so each solve is tiny. All blocks
 advance in lock-step (one batched solve and one matrix product per round), and the
 active set of every block is remembered, so inside an iterative solver the projection
 of a block whose active set did not change costs one round. Blocks that do not
 settle within the round budget (degenerate cycling) fall back to the NNLS-based
-:func:`convexnn.programs._project_on_cone`.
+:func:`_project_on_cone`.
 """
 
 from __future__ import annotations
@@ -37,6 +40,8 @@ from __future__ import annotations
 from collections.abc import Hashable, Sequence
 
 import numpy as np
+
+from ._nnls import nnls
 
 __all__ = ["ConeProjector"]
 
@@ -176,9 +181,23 @@ class ConeProjector:
                     self._active.pop(k, None)
         return X
 
-    def norms(self, C: np.ndarray, cones: np.ndarray, keys: Sequence[Hashable] | None = None) -> np.ndarray:
-        """:math:`\\lVert\\Pi_{\\mathcal K}(c_i)\\rVert`, the ReLU dual norm of each row of ``C``."""
-        return np.linalg.norm(self.project(C, cones, keys), axis=1)
+    def project_blocks(self, U: np.ndarray, zero_below: float = 0.0) -> np.ndarray:
+        """Project every column of every block of a program's coefficients.
+
+        ``U`` has shape ``(n_blocks, n_features + 1, n_outputs)``; block ``b`` lies in
+        cone ``b mod n_cones`` (the ReLU program's ``2P`` blocks on ``P`` patterns).
+        Columns no longer than ``zero_below`` are zero without any work, others as in
+        :meth:`project`; active sets are remembered per ``(block, column)``.
+        """
+        out = np.zeros_like(U)
+        norms = np.sqrt(np.einsum("bpc,bpc->bc", U, U))
+        blocks, cols = np.nonzero(norms > zero_below)
+        if blocks.size:
+            keys = list(zip(blocks.tolist(), cols.tolist()))
+            out[blocks, :, cols] = self.project(
+                U[blocks, :, cols], blocks % self.signs.shape[1], keys, zero_below=zero_below
+            )
+        return out
 
     def _solve(self, U, cones, sets):
         """One batched round: least squares on every row's active set, ``x = u + G_A^T z``."""
@@ -208,8 +227,6 @@ class ConeProjector:
         return X, z, Gx
 
     def _fallback(self, U, X, cones, sets, items) -> None:
-        from .programs import _project_on_cone  # NNLS + exact null-space polish
-
         for i in items:
             G = self.signs[:, cones[i], None] * self.Xa
             X[i] = _project_on_cone(G, U[i])
@@ -217,3 +234,37 @@ class ConeProjector:
             scale = max(float(np.abs(gx).max()), 1e-300)
             sets[i] = [int(r) for r in np.nonzero(np.abs(gx) <= 1e-9 * scale)[0][: U.shape[1] - 1]]
             self.stats["fallback"] += 1
+
+
+def _project_on_cone(G: np.ndarray, u: np.ndarray, passes: int = 4) -> np.ndarray:
+    """Euclidean projection of ``u`` onto :math:`\\{x : G x \\ge 0\\}`.
+
+    NNLS on the projection's dual finds the active constraints ``A`` (BVLS is accurate
+    to ~1e-10 only); the projection is then recomputed exactly as the projection of
+    ``u`` onto the null space of ``G_A`` (an SVD), adding any row still violated to
+    ``A``. The projection is positively homogeneous, so ``u`` is normalised first. A
+    result at rounding level of zero is zero.
+    """
+    scale = np.linalg.norm(u)
+    if scale == 0:
+        return u
+    u = u / scale
+    mu = nnls(G.T, -u)
+    # rows that carry a multiplier: the constraints active at the projection (tiny
+    # multipliers are BVLS noise, not active constraints)
+    active = mu > 1e-9 * max(mu.max(), 1e-300)
+    x = u + G.T @ mu
+    for _ in range(passes):
+        if active.any():
+            _, sv, Vt = np.linalg.svd(G[active], full_matrices=False)
+            rank = int((sv > sv[0] * max(G.shape) * np.finfo(float).eps).sum())
+            Q = Vt[:rank]
+            x = u - Q.T @ (Q @ u)
+        g = G @ x
+        violated = g < -1e-13 * max(np.abs(g).max(), 1e-300)
+        if not violated.any():
+            break
+        active |= violated
+    if np.linalg.norm(x) <= 1e-12:
+        return np.zeros_like(u)
+    return scale * x

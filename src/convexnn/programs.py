@@ -21,7 +21,6 @@ import numpy as np
 
 from .losses import Loss
 from .operators import ConeOperator, GatedOperator
-from ._nnls import nnls
 from .cones import ConeProjector
 from .penalties import Penalty
 
@@ -191,99 +190,29 @@ class ConvexProgram:
         return ConeProjector(self.operator.gated.Xa, self.operator.gated_signs)
 
 
-def _project_on_cone(G: np.ndarray, u: np.ndarray, passes: int = 4) -> np.ndarray:
-    """Euclidean projection of ``u`` onto :math:`\\{x : G x \\ge 0\\}`.
-
-    NNLS on the projection's dual finds the active constraints ``A`` (BVLS is accurate
-    to ~1e-10 only); the projection is then recomputed exactly as the projection of
-    ``u`` onto the null space of ``G_A`` (an SVD), adding any row still violated to
-    ``A``. The projection is positively homogeneous, so ``u`` is normalised first. A
-    result at rounding level of zero is zero.
-    """
-    scale = np.linalg.norm(u)
-    if scale == 0:
-        return u
-    u = u / scale
-    mu = nnls(G.T, -u)
-    # rows that carry a multiplier: the constraints active at the projection (tiny
-    # multipliers are BVLS noise, not active constraints)
-    active = mu > 1e-9 * max(mu.max(), 1e-300)
-    x = u + G.T @ mu
-    for _ in range(passes):
-        if active.any():
-            _, sv, Vt = np.linalg.svd(G[active], full_matrices=False)
-            rank = int((sv > sv[0] * max(G.shape) * np.finfo(float).eps).sum())
-            Q = Vt[:rank]
-            x = u - Q.T @ (Q @ u)
-        g = G @ x
-        violated = g < -1e-13 * max(np.abs(g).max(), 1e-300)
-        if not violated.any():
-            break
-        active |= violated
-    if np.linalg.norm(x) <= 1e-12:
-        return np.zeros_like(u)
-    return scale * x
-
-
-
-#: elements of the dual-multiplier array (n_samples x candidates) handled at once
-_ALPHA_MAX_CHUNK = 4_000_000
-
-
-def _cone_alpha_max(operator: ConeOperator, G: np.ndarray, check_every: int = 10) -> float:
+def _cone_alpha_max(operator: ConeOperator, G: np.ndarray, batch: int = 64) -> float:
     """:math:`\\max_{k,s,j} \\lVert \\Pi_{K_k}(s\\, G_{k,:,j}) \\rVert` (see
-    :meth:`ConvexProgram.alpha_max`), exactly, with few exact projections.
+    :meth:`ConvexProgram.alpha_max`), exactly, with few complete projections.
 
-    ``G[k, :, j]`` is :math:`X_a^\\top D_k \\Theta_{:,j}`; a candidate is a triple
-    ``(k, s, j)`` with vector :math:`g = s G_{k,:,j}` and cone matrix
-    :math:`C_k = E_k X_a`. By Moreau's decomposition
-
-    .. math::
-
-        \\lVert \\Pi_{K_k}(g) \\rVert = \\operatorname{dist}(g, K_k^\\circ)
-        = \\min_{\\lambda \\ge 0} \\lVert g + C_k^\\top \\lambda \\rVert,
-
-    so every :math:`\\lambda \\ge 0` gives an upper bound. Accelerated projected
-    gradient on :math:`\\lambda`, run for all candidates at once (two products with
-    :math:`X_a` per step), tightens these bounds; the candidate with the largest bound
-    is projected exactly (:func:`_project_on_cone`), and candidates whose bound is
-    below the best exact value are dropped. The result is the largest exact
-    projection norm: the bounds only decide which projections can be skipped.
+    ``G[k, :, j]`` is :math:`X_a^\\top D_k \\Theta_{:,j}`. Candidates ``(k, s, j)`` are
+    projected in batches in decreasing order of the cheap bound
+    :math:`\\lVert\\Pi_{K_k}(g)\\rVert \\le \\lVert g\\rVert`, by the exact
+    :class:`~convexnn.cones.ConeProjector` with ``zero_below`` set to the best exact
+    value so far: a candidate proven no longer than that stops early (it cannot be the
+    maximum), and once the cheap bound falls below it the search ends.
     """
-    Xa, signs = operator.gated.Xa, operator._signs
-    n = Xa.shape[0]
     P, _, c = G.shape
-    k_idx = np.repeat(np.arange(P), 2 * c)
-    s_idx = np.tile(np.repeat([1.0, -1.0], c), P)
-    j_idx = np.tile(np.arange(c), 2 * P)
-    g_all = s_idx[None, :] * G[k_idx, :, j_idx].T  # (n_features + 1, 2 P c)
-    ub = np.linalg.norm(g_all, axis=0)
-    lipschitz = max(float(np.linalg.norm(Xa, 2)) ** 2, np.finfo(float).tiny)
+    C = np.concatenate([G, -G])  # the two signs: blocks k and P + k
+    bound = np.sqrt(np.einsum("bpc,bpc->bc", C, C))
+    blocks, cols = np.unravel_index(np.argsort(-bound, axis=None, kind="stable"), bound.shape)
+    projector = ConeProjector(operator.gated.Xa, operator.gated_signs)
     best = 0.0
-
-    def exact(m: int) -> float:
-        return float(np.linalg.norm(_project_on_cone(operator.cone_matrix(k_idx[m]), g_all[:, m])))
-
-    order = np.argsort(-ub, kind="stable")
-    chunk = max(1, _ALPHA_MAX_CHUNK // max(n, 1))
-    for start in range(0, order.size, chunk):
-        active = order[start:start + chunk]
-        active = active[ub[active] > best]
-        lam = np.zeros((n, active.size))
-        mom, t = lam, 1.0
-        while active.size:
-            E, g = signs[:, k_idx[active]], g_all[:, active]
-            for _ in range(check_every):  # FISTA on min_{lam >= 0} |g + C^T lam|^2 / 2
-                x = g + Xa.T @ (E * mom)
-                lam_next = np.maximum(mom - E * (Xa @ x) / lipschitz, 0.0)
-                t_next = (1 + np.sqrt(1 + 4 * t * t)) / 2
-                mom = lam_next + ((t - 1) / t_next) * (lam_next - lam)
-                lam, t = lam_next, t_next
-            ub[active] = np.minimum(ub[active], np.linalg.norm(g + Xa.T @ (E * lam), axis=0))
-            top = int(np.argmax(ub[active]))
-            if ub[active[top]] > best:
-                best = max(best, exact(active[top]))
-            keep = ub[active] > best
-            keep[top] = False
-            active, lam, mom = active[keep], lam[:, keep], mom[:, keep]
+    for start in range(0, blocks.size, batch):
+        b, j = blocks[start:start + batch], cols[start:start + batch]
+        keep = bound[b, j] > best
+        if not keep.any():
+            break  # sorted: no later candidate can beat ``best`` either
+        b, j = b[keep], j[keep]
+        proj = projector.project(C[b, :, j], b % P, zero_below=best)
+        best = max(best, float(np.linalg.norm(proj, axis=1).max()))
     return best

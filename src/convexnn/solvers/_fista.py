@@ -127,29 +127,15 @@ class FlatParams:
             return np.concatenate([np.zeros(self.size), self.program.constant_intercept()])
         coef = np.asarray(init[0], dtype=float)
         if self.projector is not None:
-            coef = self.project(coef, 0.0)
+            coef = self.projector.project_blocks(coef)
         return np.concatenate([coef.ravel(), init[1]])
-
-    def project(self, coef: np.ndarray, zero_below: float) -> np.ndarray:
-        """Every block projected onto its cone; blocks whose projection is provably no
-        longer than ``zero_below`` come back as zero (the shrinkage kills them)."""
-        out = np.zeros_like(coef)
-        norms = np.sqrt(np.einsum("bpc,bpc->bc", coef, coef))
-        blocks, cols = np.nonzero(norms > zero_below)
-        if blocks.size:
-            keys = list(zip(blocks.tolist(), cols.tolist()))
-            P = self.program.operator.n_patterns
-            out[blocks, :, cols] = self.projector.project(
-                coef[blocks, :, cols], blocks % P, keys, zero_below=zero_below
-            )
-        return out
 
     def prox(self, x: np.ndarray, step: float) -> np.ndarray:
         """Prox of ``step * alpha * R`` (plus the cone indicator for ReLU) on the coefficients."""
         coef, b = self.unpack(x)
         threshold = step * self.program.alpha
         if self.projector is not None:
-            coef = self.project(coef, threshold)
+            coef = self.projector.project_blocks(coef, threshold)
         shrunk = self.program.penalty.prox(coef, threshold)
         return np.concatenate([shrunk.ravel(), b])
 
