@@ -206,7 +206,7 @@ def solve_convexnn(X, Y, G, alpha, *, tol, max_iter, relu=False, solver=None) ->
     t0 = time.perf_counter()
     prog = program(X, Y, G, alpha, relu=relu)
     t_setup = time.perf_counter()
-    solver = solver if solver is not None else make_solver("auto", cone=relu)
+    solver = solver if solver is not None else make_solver("auto", program=prog)
     sol = solver.solve(prog, tol=tol, max_iter=max_iter)
     coef = prog.make_feasible(sol.coef) if relu else sol.coef
     cert = certify(
@@ -224,6 +224,7 @@ def solve_convexnn(X, Y, G, alpha, *, tol, max_iter, relu=False, solver=None) ->
         "certified": bool(cert.relative_gap <= tol),
         "cone_violation": cert.cone_violation,
         "n_iter": int(sol.n_iter),
+        "solver": solver.name,
         "n_active_blocks": int(np.count_nonzero(np.linalg.norm(coef, axis=1).max(axis=1))),
         "history": thin({"time": list(h.time), "primal": list(h.primal), "dual": list(h.dual)}),
         "_coef": coef,

@@ -55,6 +55,7 @@ def gated_table(recs: dict) -> list[str]:
             continue
         sh, cx, ps, ad = r["shape"], r["convexnn"], r.get("pyscnn", {}), r.get("adelie", {})
         cert = "" if cx["certified"] else f" (NOT certified: gap {cx['relative_gap']:.1e})"
+        cert += f" ({cx['solver']})" if cx.get("solver") else ""
         cap = f" (capped at {ps['capped_max_iter']} it)" if ps.get("capped_max_iter") else ""
         ratio = r.get("ratio_pyscnn_over_convexnn")
         ok = "" if ratio is None else (" ✓" if ratio >= GOALS["gated"] and cx["certified"] else " ✗")

@@ -101,6 +101,10 @@ CHECKED = [
     Est(activation=a, n_patterns=20, max_iter=100, random_state=0)
     for Est in (ConvexMLPRegressor, ConvexMLPClassifier)
     for a in ACTIVATIONS
+] + [
+    # the other cone-program activations (tests/test_piecewise_linear.py), one estimator each
+    ConvexMLPRegressor("leaky_relu", negative_slope=0.1, n_patterns=20, max_iter=100, random_state=0),
+    ConvexMLPClassifier("abs", n_patterns=20, max_iter=100, random_state=0),
 ]
 
 

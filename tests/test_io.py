@@ -186,7 +186,7 @@ def test_roundtrip_multiclass_keeps_object_classes(multiclass_classifier, tmp_pa
     _assert_same_predictions(clf, loaded, X)
 
 
-@pytest.mark.parametrize("activation", ["relu", "gated_relu"])
+@pytest.mark.parametrize("activation", ["relu", "gated_relu", "leaky_relu", "abs"])
 def test_roundtrip_regressor(activation, tmp_path):
     X, score = _make_data(seed=3)
     reg = ConvexMLPRegressor(

@@ -123,7 +123,7 @@ def test_rich_is_not_used_off_a_terminal():
 
 def test_estimator_verbose_shows_progress_only_for_long_fits(capsys, monkeypatch, no_rich):
     X, y = _data()
-    est = ConvexMLPRegressor("gated_relu", n_patterns=10, random_state=0, verbose=1)
+    est = ConvexMLPRegressor("gated_relu", n_patterns=10, solver="fista", random_state=0, verbose=1)
     monkeypatch.setattr(ProgressPrinter, "_clock", staticmethod(_FakeClock(step=0.0)))
     est.fit(X, y)  # the clock stands still: a "short" fit
     assert capsys.readouterr().err == ""
@@ -202,7 +202,8 @@ def test_interrupted_fit_keeps_last_check_with_an_honest_certificate():
     X, y = _classification_data()
     alpha = 1e-2
     est = _InterruptedClassifier(
-        interrupt_after=120, alpha=alpha, n_patterns=12, random_state=0, tol=1e-12, max_iter=10_000
+        interrupt_after=120, alpha=alpha, n_patterns=12, random_state=0, tol=1e-12, max_iter=10_000,
+        solver="fista",
     )
     with pytest.warns(FitInterruptedWarning, match=r"interrupted.*last duality-gap check") as rec:
         est.fit(X, y)

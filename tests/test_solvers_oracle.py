@@ -56,6 +56,8 @@ SIZES = {
     # ReLU: cvxpy's cone program grows with n * P; keep the oracle fast
     "relu": {"n": (20, 25), "d": (2, 3), "P": (3, 7)},
 }
+# leaky ReLU and abs (tests/test_piecewise_linear.py): the same cone program as ReLU
+SIZES["leaky_relu"] = SIZES["abs"] = SIZES["relu"]
 
 
 # --------------------------------------------------------------------------- problems
@@ -78,8 +80,10 @@ def _targets(family, X, rng):
     return SoftmaxCrossEntropy(), np.eye(3)[codes]
 
 
-def make_program(family: str, activation: str, seed: int) -> ConvexProgram:
-    """A random program built like ``estimators/_base.py::_program`` does."""
+def make_program(family: str, activation: str, seed: int, negative_slope: float = 0.01) -> ConvexProgram:
+    """A random program built like ``estimators/_base.py::_program`` does
+    (``activation``: ``"gated_relu"`` or a cone activation, ``"relu"``, ``"leaky_relu"``,
+    ``"abs"``)."""
     rng = np.random.default_rng(1000 * FAMILIES.index(family) + seed)
     sizes = SIZES[activation]
     n, d = int(rng.integers(*sizes["n"])), int(rng.integers(*sizes["d"]))
@@ -92,9 +96,9 @@ def make_program(family: str, activation: str, seed: int) -> ConvexProgram:
         w = np.full(n, 1.0 / n)
     gates = DataSampler(n_patterns=int(rng.integers(*sizes["P"]))).sample(X, random_state=seed).gates
     gated = GatedOperator(X, gates)
-    relu = activation == "relu"
-    penalty = NuclearNorm() if (not relu and Y.shape[1] > 1) else ColumnGroupL2()
-    operator = ConeOperator(gated) if relu else gated
+    cone = activation != "gated_relu"
+    penalty = NuclearNorm() if (not cone and Y.shape[1] > 1) else ColumnGroupL2()
+    operator = ConeOperator(gated, activation, negative_slope) if cone else gated
     program = ConvexProgram(loss, penalty, operator, Y, w, 1.0)
     # alpha between 1 % and 30 % of the level at which the solution vanishes
     program.alpha = float(program.alpha_max() * 10 ** rng.uniform(-2, -0.5))
@@ -114,18 +118,26 @@ def exported_network(program: ConvexProgram, coef, intercept):
     return U[:-1], U[-1], A, np.asarray(intercept, dtype=float), gates
 
 
-def forward(X, W1, b1, W2, b2, gates=None):
+def forward(X, W1, b1, W2, b2, gates=None, activation="relu", negative_slope=None):
+    """act(X W1 + b1) W2 + b2 by hand; with ``gates``, gated ReLU units."""
     pre = X @ W1 + b1
-    if gates is None:
-        h = np.maximum(pre, 0.0)
-    else:
+    if gates is not None:
         h = (X @ gates[:-1] + gates[-1] > 0) * pre
+    elif activation == "relu":
+        h = np.maximum(pre, 0.0)
+    elif activation == "leaky_relu":
+        h = np.maximum(pre, negative_slope * pre)  # slope in [0, 1)
+    elif activation == "abs":
+        h = np.abs(pre)
+    else:
+        raise ValueError(activation)
     return h @ W2 + b2
 
 
-def objective_J(X, Y, w, loss, alpha, W1, b1, W2, b2, gates=None):
+def objective_J(X, Y, w, loss, alpha, W1, b1, W2, b2, gates=None, activation="relu",
+                negative_slope=None):
     """J = weighted mean loss + alpha/2 (|W1|^2 + |b1|^2 + |W2|^2), all by hand."""
-    Z = forward(X, W1, b1, W2, b2, gates)
+    Z = forward(X, W1, b1, W2, b2, gates, activation, negative_slope)
     w = np.asarray(w, dtype=float) / np.sum(w)
     if isinstance(loss, SquaredLoss):
         per = 0.5 * np.sum((Z - Y) ** 2, axis=1)
@@ -140,9 +152,11 @@ def objective_J(X, Y, w, loss, alpha, W1, b1, W2, b2, gates=None):
 
 
 def program_J(program, coef, intercept) -> float:
-    X = (program.operator.gated if program.has_cone else program.operator).Xa[:, :-1]
+    op = program.operator
+    X = (op.gated if program.has_cone else op).Xa[:, :-1]
     net = exported_network(program, coef, intercept)
-    return objective_J(X, program.Y, program.sample_weight, program.loss, program.alpha, *net)
+    act = dict(activation=op.activation, negative_slope=op.negative_slope) if program.has_cone else {}
+    return objective_J(X, program.Y, program.sample_weight, program.loss, program.alpha, *net, **act)
 
 
 def reference_optimum(program) -> float:
@@ -167,7 +181,7 @@ def test_solver_matches_cvxpy_oracle(family, activation, seed):
 
 
 def _check_against_oracle(program, activation, tol, rtol, p_star, max_iter=MAX_ITER):
-    relu = activation == "relu"
+    relu = activation != "gated_relu"  # every cone program (ReLU, leaky ReLU, abs)
     solver = FISTA()
     sol = solver.solve(program, tol=tol, max_iter=max_iter)
 
@@ -380,7 +394,8 @@ def estimator_J(est, X, y, sw):
     W1, W2 = est.coefs_
     b1, b2 = est.intercepts_
     gates = est.gates_[:, est.neuron_patterns_] if est.activation == "gated_relu" else None
-    return objective_J(X, Y, sw, loss, est.alpha, W1, b1, W2, b2, gates)
+    return objective_J(X, Y, sw, loss, est.alpha, W1, b1, W2, b2, gates,
+                       activation=est.activation, negative_slope=est.negative_slope)
 
 
 @pytest.mark.parametrize("seed", range(2))

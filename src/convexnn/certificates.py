@@ -7,9 +7,11 @@ For the gated program the Fenchel dual is
     \\max_{\\Theta}\\; -L^*(\\Theta) \\quad\\text{s.t.}\\quad \\mathbf 1^\\top\\Theta = 0,\\;
     r^\\circ\\big(X_a^\\top D_k \\Theta\\big) \\le \\alpha \\;\\; \\forall k,
 
-and for the ReLU program the cone constraints add multipliers
-:math:`\\Lambda_j \\ge 0`: :math:`r^\\circ(\\pm X_a^\\top D_k\\Theta - X_a^\\top E_k
-\\Lambda_j) \\le \\alpha`. Any feasible :math:`(\\Theta, \\Lambda)` gives
+and for the cone-constrained programs the cone constraints add multipliers
+:math:`\\Lambda_j \\ge 0`: :math:`r^\\circ(\\pm X_a^\\top S_k\\Theta - X_a^\\top E_k
+\\Lambda_j) \\le \\alpha`, with the activation's diagonal :math:`S_k` (:math:`D_k` for
+ReLU, :math:`D_k + s(I - D_k)` for leaky ReLU, :math:`E_k` for the absolute value).
+Any feasible :math:`(\\Theta, \\Lambda)` gives
 :math:`-L^*(\\Theta) \\le p^\\star \\le` primal, so ``gap = primal - dual`` bounds the
 suboptimality of the primal point. A dual point is made feasible by projecting
 :math:`\\Theta` for the intercept constraint (inside ``dom L*``) and scaling
@@ -65,7 +67,7 @@ class Certificate:
         two-layer network of any width (with this activation); ``"sampled"`` when it
         holds only for networks whose activation patterns are among the sampled ones.
     activation : str
-        ``"relu"`` or ``"gated_relu"``.
+        ``"relu"``, ``"gated_relu"``, ``"leaky_relu"`` or ``"abs"``.
     n_patterns : int
         Number of activation patterns in the program.
     tol : float
@@ -73,6 +75,8 @@ class Certificate:
     cone_violation : float
         Largest relative violation of the ReLU cone constraints by the solution
         (0 for gated ReLU; the exported network is evaluated exactly either way).
+    negative_slope : float or None
+        Leaky ReLU's slope for negative inputs; None for the other activations.
     """
 
     primal: float
@@ -84,6 +88,7 @@ class Certificate:
     n_patterns: int
     tol: float
     cone_violation: float = 0.0
+    negative_slope: float | None = None
 
     @property
     def converged(self) -> bool:
@@ -93,7 +98,14 @@ class Certificate:
     @property
     def certifies(self) -> str:
         """One sentence saying what the numbers prove."""
-        kind = {"relu": "ReLU", "gated_relu": "gated-ReLU"}.get(self.activation, self.activation)
+        kind = {
+            "relu": "ReLU",
+            "gated_relu": "gated-ReLU",
+            "leaky_relu": "leaky-ReLU",
+            "abs": "absolute-value",
+        }.get(self.activation, self.activation)
+        if self.activation == "leaky_relu" and self.negative_slope is not None:
+            kind += f" (negative slope {self.negative_slope:g})"
         if self.scope == "global":
             who = (
                 f"Global certificate: no two-layer {kind} network of any width (the data's "
@@ -136,15 +148,16 @@ def dual_point_from_outputs(program: ConvexProgram, Z: np.ndarray, Lam=None) -> 
 
 
 def cone_dual_norms(program: ConvexProgram, Theta: np.ndarray, projector=None) -> np.ndarray:
-    r"""Exact dual norms of the ReLU program at ``Theta``, shape ``(2P, n_outputs)``.
+    r"""Exact dual norms of a cone-constrained program at ``Theta``, shape ``(2P, n_outputs)``.
 
     Block ``j`` (pattern ``k``, sign ``s``) is dual feasible iff
-    :math:`\max_{u\in\mathcal K_k,\lVert u\rVert\le1}\langle -s X_a^\top D_k\Theta,
-    u\rangle = \lVert\Pi_{\mathcal K_k}(-s X_a^\top D_k\Theta)\rVert \le \alpha`
-    (Moreau's decomposition): the best any cone multiplier can do, computed by an exact
-    projection (:mod:`convexnn.cones`). Entries that are provably at most ``alpha``
-    are returned as their cheap upper bound ``min(|c|, alpha)``; only the largest value
-    matters for the dual scaling.
+    :math:`\max_{u\in\mathcal K_k,\lVert u\rVert\le1}\langle -s X_a^\top S_k\Theta,
+    u\rangle = \lVert\Pi_{\mathcal K_k}(-s X_a^\top S_k\Theta)\rVert \le \alpha`
+    (Moreau's decomposition; :math:`S_k` is the activation's diagonal, :math:`D_k` for
+    ReLU, applied by ``program.operator.rmatvec``): the best any cone multiplier can do,
+    computed by an exact projection (:mod:`convexnn.cones`). Entries that are provably
+    at most ``alpha`` are returned as their cheap upper bound ``min(|c|, alpha)``; only
+    the largest value matters for the dual scaling.
     """
     C = -program.operator.rmatvec(Theta)  # (2P, p, c): minus the data term's gradient
     norms = np.sqrt(np.einsum("bpc,bpc->bc", C, C))
@@ -229,4 +242,5 @@ def certify(
         n_patterns=int(program.operator.n_patterns),
         tol=float(tol),
         cone_violation=float(program.cone_violation(coef)),
+        negative_slope=getattr(program.operator, "negative_slope", None),
     )

@@ -67,6 +67,44 @@ class Loss(ABC):
         repairs the rounding without leaving the conjugate's domain.
         """
 
+    #: Whether :meth:`conjugate_derivatives` and :meth:`dual_step_limit` are available:
+    #: the conjugate is a sum of one-dimensional functions of the entries of ``Theta``
+    #: (what the interior-point dual solver needs).
+    separable_conjugate: bool = False
+
+    def conjugate_derivatives(
+        self, Theta: np.ndarray, Y: np.ndarray, w: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Gradient and (diagonal) Hessian of :meth:`conjugate`, entrywise.
+
+        Only for losses with ``separable_conjugate``; ``w`` must be positive. Returns
+        ``(grad, hess)`` of the shape of ``Theta``; ``grad`` is the point ``Z`` with
+        :math:`\\nabla L(Z) = \\Theta` (the primal outputs that ``Theta`` is the
+        gradient of).
+        """
+        raise NotImplementedError(f"{type(self).__name__} has no separable conjugate")
+
+    def domain_barrier(
+        self, Theta: np.ndarray, Y: np.ndarray, w: np.ndarray
+    ) -> tuple[float, np.ndarray, np.ndarray]:
+        """A logarithmic barrier of ``dom L*``: value, entrywise gradient and Hessian.
+
+        Only for losses with ``separable_conjugate``. Zero when the domain is the
+        whole space (squared loss); ``inf`` outside the domain's interior. An
+        interior-point method adds ``mu`` times it to :math:`L^*` so that Newton's
+        method stays well-behaved near the domain's boundary.
+        """
+        raise NotImplementedError(f"{type(self).__name__} has no separable conjugate")
+
+    def dual_step_limit(
+        self, Theta: np.ndarray, direction: np.ndarray, Y: np.ndarray, w: np.ndarray
+    ) -> float:
+        """Largest ``t`` with ``Theta + t * direction`` in ``dom L*`` (``inf`` if unbounded).
+
+        Only for losses with ``separable_conjugate``.
+        """
+        raise NotImplementedError(f"{type(self).__name__} has no separable conjugate")
+
     @abstractmethod
     def link(self, Z: np.ndarray) -> np.ndarray:
         """Inverse link: predictions on the scale of the targets (probabilities)."""
@@ -106,6 +144,19 @@ class SquaredLoss(Loss):
     def project_dual(self, Theta, Y, w):
         # Euclidean projection in the metric sum |Theta_i|^2 / w_i; domain is everything.
         return Theta - w[:, None] * Theta.sum(axis=0, keepdims=True)
+
+    separable_conjugate = True
+
+    def conjugate_derivatives(self, Theta, Y, w):
+        W = w[:, None]
+        return Theta / W + Y, np.broadcast_to(1.0 / W, Theta.shape).copy()
+
+    def domain_barrier(self, Theta, Y, w):
+        zero = np.zeros_like(Theta)
+        return 0.0, zero, zero
+
+    def dual_step_limit(self, Theta, direction, Y, w):
+        return np.inf
 
     def link(self, Z):
         return Z
@@ -176,6 +227,37 @@ class LogisticLoss(_ExponentialFamilyLoss):
 
     def _probabilities(self, Q):
         return np.hstack([1 - Q, Q])
+
+    separable_conjugate = True
+
+    def conjugate_derivatives(self, Theta, Y, w):
+        # q = theta / w + y in (0, 1); l*(theta) = w (q log q + (1 - q) log(1 - q))
+        W = w[:, None]
+        Q = Theta / W + Y
+        with np.errstate(divide="ignore", invalid="ignore"):
+            grad = np.log(Q) - np.log1p(-Q)
+            hess = 1.0 / (W * Q * (1.0 - Q))
+        return grad, hess
+
+    def domain_barrier(self, Theta, Y, w):
+        # -sum_i log q_i + log(1 - q_i); with the entropy it is self-concordant
+        W = w[:, None]
+        Q = Theta / W + Y
+        if np.any(Q <= 0) or np.any(Q >= 1):
+            return np.inf, np.full_like(Q, np.nan), np.full_like(Q, np.nan)
+        value = -float(np.sum(np.log(Q) + np.log1p(-Q)))
+        grad = (1.0 / (1.0 - Q) - 1.0 / Q) / W
+        hess = (1.0 / Q**2 + 1.0 / (1.0 - Q) ** 2) / (W * W)
+        return value, grad, hess
+
+    def dual_step_limit(self, Theta, direction, Y, w):
+        # keep q = theta / w + y inside [0, 1]
+        W = w[:, None]
+        Q, dQ = Theta / W + Y, direction / W
+        with np.errstate(divide="ignore", invalid="ignore"):
+            up = np.where(dQ > 0, (1.0 - Q) / dQ, np.inf)
+            down = np.where(dQ < 0, -Q / dQ, np.inf)
+        return float(min(up.min(initial=np.inf), down.min(initial=np.inf)))
 
     def link(self, Z):
         return expit(Z)

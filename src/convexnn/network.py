@@ -4,8 +4,10 @@
 
     f(x) = \\sigma(x W_1 + b_1) W_2 + b_2
 
-with :math:`\\sigma = \\mathrm{ReLU}` or, for gated ReLU, :math:`\\sigma_j(h) =
-\\mathbb 1[x g_{1:d,j} + g_{d+1,j} > 0]\\, h` with a fixed gate per hidden unit.
+with :math:`\\sigma = \\mathrm{ReLU}`, leaky ReLU :math:`\\sigma(h) = \\max(h, s h)` with
+negative slope :math:`s \\in [0, 1)`, the absolute value :math:`\\sigma(h) = |h|`, or, for
+gated ReLU, :math:`\\sigma_j(h) = \\mathbb 1[x g_{1:d,j} + g_{d+1,j} > 0]\\, h` with a
+fixed gate per hidden unit.
 
 Threshold (step) networks (Ergen, Gulluk, Lacotte & Pilanci, ICLR 2023) have a trainable
 amplitude :math:`s_j` per hidden unit: :math:`\\sigma_j(h) = s_j \\mathbb 1[h > 0]`.
@@ -36,12 +38,14 @@ class Network:
     intercepts : list of ndarray
         ``[b1 (n_neurons,), b2 (n_outputs,)]``.
     activation : str
-        ``"relu"``, ``"gated_relu"`` or ``"threshold"``.
+        ``"relu"``, ``"leaky_relu"``, ``"abs"``, ``"gated_relu"`` or ``"threshold"``.
     gates : ndarray of shape (n_features + 1, n_neurons) or None
         The gate of each hidden unit (gated ReLU only; last row is the bias).
     amplitudes : ndarray of shape (n_neurons,) or None
         The amplitude :math:`s_j` of each threshold unit (``"threshold"`` only):
         unit ``j`` outputs :math:`s_j \\mathbb 1[x W_{1,:,j} + b_{1,j} > 0]`.
+    negative_slope : float or None
+        Slope of ``"leaky_relu"`` for negative inputs, in ``[0, 1)`` (leaky ReLU only).
     """
 
     coefs: list[np.ndarray]
@@ -49,6 +53,7 @@ class Network:
     activation: str = "relu"
     gates: np.ndarray | None = None
     amplitudes: np.ndarray | None = None
+    negative_slope: float | None = None
 
     @property
     def n_neurons(self) -> int:
@@ -60,6 +65,12 @@ class Network:
         pre = X @ self.coefs[0] + self.intercepts[0]
         if self.activation == "relu":
             return np.maximum(pre, 0.0)
+        if self.activation == "leaky_relu":
+            if self.negative_slope is None:
+                raise ValueError("a leaky_relu network needs its negative_slope")
+            return np.where(pre > 0, pre, self.negative_slope * pre)
+        if self.activation == "abs":
+            return np.abs(pre)
         if self.activation == "gated_relu":
             return ((X @ self.gates[:-1] + self.gates[-1]) > 0) * pre
         if self.activation == "threshold":
@@ -91,20 +102,24 @@ class Network:
         """Read the network off a convex solution.
 
         Each block factors into balanced neurons ``u a^T`` (see
-        :meth:`Penalty.neurons`); ReLU's ``w`` blocks give neurons with negated output
-        weights. For a feasible solution ``J`` of this network equals the convex
-        objective exactly.
+        :meth:`Penalty.neurons`); the cone programs' ``w`` blocks give neurons with
+        negated output weights (for ``"abs"``: :math:`a = -\\sqrt{\\lVert w\\rVert}` on
+        :math:`|X_a u|`). The activation is the cone operator's (ReLU, leaky ReLU with its
+        slope, absolute value). For a feasible solution ``J`` of this network equals the
+        convex objective exactly.
         """
         U, A, block = program.penalty.neurons(coef)
         P = program.gates.shape[1]
         if program.has_cone:
             A = np.where((block >= P)[:, None], -A, A)
         pattern = block % P
+        op = program.operator
         return cls(
             coefs=[U[:-1].copy(), A.copy()],
             intercepts=[U[-1].copy(), np.asarray(intercept, dtype=float).copy()],
-            activation="relu" if program.has_cone else "gated_relu",
+            activation=op.activation if program.has_cone else "gated_relu",
             gates=None if program.has_cone else program.gates[:, pattern].copy(),
+            negative_slope=op.negative_slope if program.has_cone else None,
         )
 
     def to_torch(self, squeeze_output: bool = False, dtype=None):

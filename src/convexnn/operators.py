@@ -8,9 +8,15 @@
     \\mathcal A^*(\\Theta)_k = X_a^\\top D_k \\Theta,
 
 with ``V`` of shape ``(P, d + 1, c)`` and ``Theta`` of shape ``(n, c)``.
-:class:`ConeOperator` is the ReLU program's map on ``2P`` blocks ``[v_1..v_P, w_1..w_P]``:
-:math:`\\sum_k D_k X_a (v_k - w_k)`, plus the cone constraints
-:math:`E_k X_a u \\ge 0` with :math:`E_k = 2D_k - I`.
+:class:`ConeOperator` is the map of the cone-constrained programs (ReLU, leaky ReLU,
+absolute value) on ``2P`` blocks ``[v_1..v_P, w_1..w_P]``:
+:math:`\\sum_k S_k X_a (v_k - w_k)`, plus the cone constraints
+:math:`E_k X_a u \\ge 0` with :math:`E_k = 2D_k - I`. On the cone of pattern ``k`` a
+piecewise-linear activation acts linearly, :math:`\\sigma(X_a u) = S_k X_a u`, with the
+activation's diagonal :math:`S_k = a D_k + b I` (:func:`activation_diagonal`):
+:math:`S_k = D_k` for ReLU, :math:`D_k + s (I - D_k)` for leaky ReLU with negative slope
+``s``, and :math:`E_k` for the absolute value (Ergen & Pilanci, "Training two-layer
+networks with piecewise linear activations as finite-dimensional convex programs").
 
 Rows are processed in chunks so that no array larger than
 ``chunk_rows x P x c`` is formed; an ``n x P x d`` array never is.
@@ -22,10 +28,72 @@ import numpy as np
 
 from .patterns import augment, masks_from_gates
 
-__all__ = ["GatedOperator", "ConeOperator", "DictionaryOperator"]
+__all__ = ["CONE_ACTIVATIONS", "GatedOperator", "ConeOperator", "DictionaryOperator",
+           "activation_diagonal"]
 
 # elements per temporary (chunk_rows * n_blocks * n_outputs); ~32 MB in float64
 _CHUNK_ELEMENTS = 4_000_000
+
+#: Activations of the cone-constrained programs (:class:`ConeOperator`).
+CONE_ACTIVATIONS = ("relu", "leaky_relu", "abs")
+
+
+def activation_diagonal(activation: str, negative_slope: float = 0.01) -> tuple[float, float]:
+    """``(a, b)`` with :math:`\\sigma(X_a u) = (a D_k + b I) X_a u` on the cone of pattern ``k``.
+
+    On :math:`\\mathcal K_k = \\{u : E_k X_a u \\ge 0\\}` the signs of :math:`X_a u` are
+    those of the pattern (non-negative where :math:`D_k = 1`, non-positive elsewhere), so
+    a piecewise-linear activation is a fixed diagonal :math:`S_k = a D_k + b I` there:
+
+    * ``"relu"``: :math:`S_k = D_k`, ``(1, 0)``;
+    * ``"leaky_relu"``: :math:`S_k = D_k + s (I - D_k)`, ``(1 - s, s)`` with
+      ``s = negative_slope`` in ``[0, 1)``;
+    * ``"abs"``: :math:`S_k = E_k = 2 D_k - I`, ``(2, -1)``.
+
+    Raises
+    ------
+    ValueError
+        For another activation, or a negative slope outside ``[0, 1)``.
+    """
+    if activation == "relu":
+        return 1.0, 0.0
+    if activation == "leaky_relu":
+        s = float(negative_slope)
+        if not 0.0 <= s < 1.0:
+            raise ValueError(f"negative_slope must be in [0, 1), got {negative_slope!r}.")
+        return 1.0 - s, s
+    if activation == "abs":
+        return 2.0, -1.0
+    raise ValueError(
+        f"unknown activation {activation!r} for the cone-constrained program; choose one of "
+        f"{', '.join(CONE_ACTIVATIONS)}."
+    )
+
+
+def _power_norm_squared(matvec, rmatvec, shape, w: np.ndarray, n_iter: int, random_state) -> float:
+    """Power-iteration estimate of :math:`\\lambda_{max}(\\mathcal A^* W \\mathcal A)`
+    (inflated by 2 %: power iteration approaches the top eigenvalue from below)."""
+    rng = np.random.default_rng(random_state)
+    V = rng.standard_normal(shape)
+    lam = 0.0
+    for _ in range(n_iter):
+        V /= np.linalg.norm(V)
+        V = rmatvec(w[:, None] * matvec(V))
+        lam = float(np.linalg.norm(V))
+    return 1.02 * lam
+
+
+def _symmetric_square(B: np.ndarray) -> np.ndarray:
+    """:math:`B B^\\top` by BLAS ``syrk`` (half the flops of a general product)."""
+    from scipy.linalg.blas import dsyrk
+
+    if B.shape[1] == 0:
+        return np.zeros((B.shape[0], B.shape[0]))
+    # B.T is Fortran-ordered when B is C-ordered: no copy; the result's lower triangle is 0
+    upper = dsyrk(1.0, B.T, trans=1) if B.flags.c_contiguous else dsyrk(1.0, B)
+    out = upper + upper.T
+    out[np.diag_indices_from(out)] *= 0.5
+    return out
 
 
 class GatedOperator:
@@ -87,31 +155,67 @@ class GatedOperator:
             G += self.Xa[s].T @ T
         return G.reshape(self.n_inputs, P, c).transpose(1, 0, 2)
 
+    def weighted_gram(self, c: np.ndarray) -> np.ndarray:
+        """:math:`\\sum_k c_k D_k X_a X_a^\\top D_k`, shape ``(n_samples, n_samples)``.
+
+        The kernel of the program's dual in sample space: with
+        :math:`M = [\\mathrm{diag}(D_1) \\dots \\mathrm{diag}(D_P)]` it is
+        :math:`(X_a X_a^\\top) \\circ (M \\operatorname{diag}(c) M^\\top)`, so it costs
+        one ``n x P x n`` product (never ``P`` separate ``n x n`` ones). Meant for
+        moderate ``n_samples``: the result is dense.
+        """
+        c = np.asarray(c, dtype=float)
+        if np.any(c < 0):
+            raise ValueError("weighted_gram needs non-negative weights")
+        if not hasattr(self, "_gram"):
+            self._gram = self.Xa @ self.Xa.T
+        used = np.flatnonzero(c > 0)  # zero weights cost nothing
+        return self._gram * _symmetric_square(self._fmasks[:, used] * np.sqrt(c[used])[None, :])
+
+    def block_images(self, G: np.ndarray) -> np.ndarray:
+        """:math:`D_k X_a g_k` for every block, as columns: shape ``(n_samples, n_patterns)``.
+
+        ``G`` has shape ``(n_patterns, n_inputs)`` (one vector per block, one output).
+        """
+        return self._fmasks * (self.Xa @ G.T)
+
     def norm_squared(self, w: np.ndarray, n_iter: int = 30, random_state=0) -> float:
         """Power-iteration estimate of :math:`\\lambda_{max}(\\mathcal A^* W \\mathcal A)`.
 
         ``w`` are sample weights; the estimate is inflated by 2 % because power
         iteration approaches the top eigenvalue from below.
         """
-        rng = np.random.default_rng(random_state)
-        V = rng.standard_normal((self.n_patterns, self.n_inputs, 1))
-        lam = 0.0
-        for _ in range(n_iter):
-            V /= np.linalg.norm(V)
-            V = self.rmatvec(w[:, None] * self.matvec(V))
-            lam = float(np.linalg.norm(V))
-        return 1.02 * lam
+        return _power_norm_squared(
+            self.matvec, self.rmatvec, (self.n_patterns, self.n_inputs, 1), w, n_iter, random_state
+        )
 
 
 class ConeOperator:
-    """The ReLU program's operator on ``2P`` blocks ``U = [v_1..v_P, w_1..w_P]``.
+    """The cone-constrained program's operator on ``2P`` blocks ``U = [v_1..v_P, w_1..w_P]``.
 
-    :math:`\\mathcal A(U) = \\sum_k D_k X_a (v_k - w_k)`; the cone constraints are
-    :math:`E_k X_a v_k \\ge 0` and :math:`E_k X_a w_k \\ge 0`.
+    :math:`\\mathcal A(U) = \\sum_k S_k X_a (v_k - w_k)` with the activation's diagonal
+    :math:`S_k = a D_k + b I` (:func:`activation_diagonal`; :math:`S_k = D_k` for ReLU);
+    the cone constraints are :math:`E_k X_a v_k \\ge 0` and :math:`E_k X_a w_k \\ge 0`,
+    the same for every activation. On them, block ``v_k`` is the hidden unit
+    :math:`\\sigma(X_a v_k) = S_k X_a v_k` exactly, and ``w_k`` one with a negative
+    output weight.
+
+    Parameters
+    ----------
+    gated : GatedOperator
+        Data and patterns (masks :math:`D_k`).
+    activation : {"relu", "leaky_relu", "abs"}, default="relu"
+        The hidden activation :math:`\\sigma`.
+    negative_slope : float, default=0.01
+        Slope of leaky ReLU for negative inputs, in ``[0, 1)`` (ignored otherwise).
     """
 
-    def __init__(self, gated: GatedOperator):
+    def __init__(self, gated: GatedOperator, activation: str = "relu", negative_slope: float = 0.01):
         self.gated = gated
+        self.activation = activation
+        self._scale, self._shift = activation_diagonal(activation, negative_slope)
+        #: leaky ReLU's slope; None for the other activations
+        self.negative_slope = float(negative_slope) if activation == "leaky_relu" else None
         self._signs = 2.0 * gated._fmasks - 1.0  # E_k diagonals, (n, P)
 
     @property
@@ -139,19 +243,59 @@ class ConeOperator:
         """Boolean masks, shape ``(n_samples, n_patterns)``."""
         return self.gated.masks
 
+    @property
+    def _masked_only(self) -> bool:
+        """Whether :math:`S_k = D_k` (ReLU, or leaky ReLU with slope 0)."""
+        return self._scale == 1.0 and self._shift == 0.0
+
+    def diagonals(self) -> np.ndarray:
+        """Diagonals of :math:`S_k` for the ``P`` patterns, shape ``(n_samples, n_patterns)``."""
+        if self._masked_only:
+            return self.gated._fmasks
+        return self._scale * self.gated._fmasks + self._shift
+
     def split(self, U: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``(v, w)`` halves of ``U``."""
         P = self.n_patterns
         return U[:P], U[P:]
 
+    def pattern_matvec(self, V: np.ndarray) -> np.ndarray:
+        """:math:`\\sum_k S_k X_a V_k` for ``P`` blocks ``V``, shape ``(n_samples, n_outputs)``.
+
+        :math:`S_k = a D_k + b I`, so this is ``a`` times the gated product plus ``b``
+        times one plain product :math:`X_a \\sum_k V_k`.
+        """
+        out = self.gated.matvec(V)
+        if self._masked_only:
+            return out
+        return self._scale * out + self._shift * (self.gated.Xa @ V.sum(axis=0))
+
+    def pattern_rmatvec(self, Theta: np.ndarray) -> np.ndarray:
+        """:math:`(X_a^\\top S_k \\Theta)_k`, shape ``(n_patterns, n_inputs, n_outputs)``."""
+        G = self.gated.rmatvec(Theta)
+        if self._masked_only:
+            return G
+        return self._scale * G + self._shift * (self.gated.Xa.T @ Theta)[None]
+
+    def pattern_norm_squared(self, w: np.ndarray, n_iter: int = 30, random_state=0) -> float:
+        """Power-iteration estimate of the top eigenvalue of the ``P``-block map
+        :math:`V \\mapsto \\sum_k S_k X_a V_k` weighted by ``w`` (the ``2P``-block
+        operator's is twice this); for ReLU that of :meth:`GatedOperator.norm_squared`."""
+        if self._masked_only:
+            return self.gated.norm_squared(w, n_iter=n_iter, random_state=random_state)
+        return _power_norm_squared(
+            self.pattern_matvec, self.pattern_rmatvec, (self.n_patterns, self.n_inputs, 1),
+            w, n_iter, random_state,
+        )
+
     def matvec(self, U: np.ndarray) -> np.ndarray:
-        """:math:`\\sum_k D_k X_a (v_k - w_k)`."""
+        """:math:`\\sum_k S_k X_a (v_k - w_k)`."""
         v, w = self.split(U)
-        return self.gated.matvec(v - w)
+        return self.pattern_matvec(v - w)
 
     def rmatvec(self, Theta: np.ndarray) -> np.ndarray:
-        """Adjoint: ``[A*Theta, -A*Theta]`` on the ``2P`` blocks."""
-        G = self.gated.rmatvec(Theta)
+        """Adjoint: ``[G, -G]`` on the ``2P`` blocks, :math:`G_k = X_a^\\top S_k \\Theta`."""
+        G = self.pattern_rmatvec(Theta)
         return np.concatenate([G, -G])
 
     def preactivations(self, U: np.ndarray) -> np.ndarray:
@@ -180,7 +324,7 @@ class ConeOperator:
     def forward_from_preactivations(self, H: np.ndarray) -> np.ndarray:
         """:math:`\\mathcal A(U)` from ``H = preactivations(U)`` without a second product."""
         P = self.n_patterns
-        return np.einsum("npc,np->nc", H[:, :P] - H[:, P:], self.gated._fmasks)
+        return np.einsum("npc,np->nc", H[:, :P] - H[:, P:], self.diagonals())
 
     def adjoint_combined(self, Theta: np.ndarray, Lam: np.ndarray) -> np.ndarray:
         """:math:`\\mathcal A^*(\\Theta) - (X_a^\\top E_j \\Lambda_j)_j` in one product.
@@ -189,9 +333,8 @@ class ConeOperator:
         that the cone term of the Lagrangian is :math:`-\\sum_j\\langle\\Lambda_j,
         E_j X_a u_j\\rangle`).
         """
-        P = self.n_patterns
-        M = self.gated._fmasks[:, :, None]
-        T = np.concatenate([M * Theta[:, None, :], -M * Theta[:, None, :]], axis=1)
+        S = self.diagonals()[:, :, None]
+        T = np.concatenate([S * Theta[:, None, :], -S * Theta[:, None, :]], axis=1)
         T -= self.signs()[:, :, None] * Lam
         n, B, c = T.shape
         G = self.gated.Xa.T @ T.reshape(n, B * c)

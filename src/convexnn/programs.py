@@ -6,8 +6,12 @@ Gated ReLU (unconstrained group lasso)::
 
 ReLU (cone-constrained group lasso) on blocks ``U = [v_1..v_P, w_1..w_P]``::
 
-    min_{U, b}  L(sum_k D_k Xa (v_k - w_k) + b) + alpha * R(U)
+    min_{U, b}  L(sum_k S_k Xa (v_k - w_k) + b) + alpha * R(U)
     s.t.        E_k Xa v_k >= 0,  E_k Xa w_k >= 0
+
+with ``S_k = D_k``; leaky ReLU and the absolute value are the same program with the
+activation's diagonal ``S_k`` (``D_k + s (I - D_k)``, ``E_k``; see
+:func:`convexnn.operators.activation_diagonal`).
 
 ``L`` is the weighted mean loss of :mod:`convexnn.losses` and ``b`` the free output
 intercept. Solvers see programs only; they never touch the data directly.
@@ -29,14 +33,15 @@ __all__ = ["ConvexProgram"]
 
 @dataclass
 class ConvexProgram:
-    """A gated-ReLU or ReLU convex program.
+    """A gated-ReLU or cone-constrained (ReLU, leaky ReLU, absolute value) convex program.
 
     Attributes
     ----------
     loss : Loss
     penalty : Penalty
     operator : GatedOperator or ConeOperator
-        A :class:`ConeOperator` makes this the cone-constrained ReLU program.
+        A :class:`ConeOperator` makes this the cone-constrained program of its
+        activation (ReLU, leaky ReLU or absolute value).
     Y : ndarray of shape (n_samples, n_outputs)
         Encoded targets.
     sample_weight : ndarray of shape (n_samples,)
@@ -57,7 +62,7 @@ class ConvexProgram:
 
     @property
     def has_cone(self) -> bool:
-        """True for the cone-constrained ReLU program."""
+        """True for the cone-constrained programs (ReLU, leaky ReLU, absolute value)."""
         return isinstance(self.operator, ConeOperator)
 
     @property
@@ -111,23 +116,25 @@ class ConvexProgram:
 
         Let :math:`b_0` be the optimal constant intercept and :math:`\\Theta = \\nabla
         L(b_0)` (so :math:`\\mathbf 1^\\top\\Theta = 0`). The smooth part's gradient at
-        ``(0, b_0)`` is :math:`(X_a^\\top D_k\\Theta)_k`, so the first-order conditions
-        of the convex program give, exactly:
+        ``(0, b_0)`` is :math:`(X_a^\\top S_k\\Theta)_k` (:math:`S_k = D_k` for gated ReLU
+        and ReLU; the activation's diagonal for leaky ReLU and the absolute value), so
+        the first-order conditions of the convex program give, exactly:
 
         * gated program: :math:`\\alpha_{max} = \\max_k r^\\circ(X_a^\\top D_k\\Theta)`;
-        * ReLU program (one group per block and output column ``j``): ``V = 0`` is
-          optimal iff for every pattern ``k``, sign ``s = ±1`` and column ``j``
+        * cone-constrained program (one group per block and output column ``j``):
+          ``V = 0`` is optimal iff for every pattern ``k``, sign ``s = ±1`` and column ``j``
 
           .. math::
 
               \\max_{u \\in K_k,\\, \\lVert u\\rVert \\le 1}
-              \\langle s X_a^\\top D_k \\Theta_{:,j}, u\\rangle
-              = \\lVert \\Pi_{K_k}(s X_a^\\top D_k \\Theta_{:,j}) \\rVert \\le \\alpha,
+              \\langle s X_a^\\top S_k \\Theta_{:,j}, u\\rangle
+              = \\lVert \\Pi_{K_k}(s X_a^\\top S_k \\Theta_{:,j}) \\rVert \\le \\alpha,
               \\qquad K_k = \\{u : E_k X_a u \\ge 0\\},
 
           (Moreau's decomposition), so :math:`\\alpha_{max}` is the largest of these
-          projection norms. It is at most the gated value (projections shrink norms),
-          which is used to skip projections that cannot change the maximum.
+          projection norms. It is at most :math:`\\max_k \\lVert X_a^\\top S_k
+          \\Theta_{:,j}\\rVert` (projections shrink norms), which is used to skip
+          projections that cannot change the maximum.
 
         Returns
         -------
@@ -136,11 +143,11 @@ class ConvexProgram:
         """
         Z = np.broadcast_to(self.constant_intercept(), self.Y.shape)
         _, grad = self.data_fit(np.array(Z))
-        op = self.operator.gated if self.has_cone else self.operator
-        G = op.rmatvec(grad)  # (P, n_features + 1, n_outputs)
         if not self.has_cone:
+            G = self.operator.rmatvec(grad)  # (P, n_features + 1, n_outputs)
             return float(self.penalty.dual_norms(G).max(initial=0.0))
-        return _cone_alpha_max(self.operator, G)
+        # the activation's S_k, not the masks D_k
+        return _cone_alpha_max(self.operator, self.operator.pattern_rmatvec(grad))
 
     # -- the cone ------------------------------------------------------------------
     def cone_violation(self, coef: np.ndarray) -> float:
@@ -156,7 +163,7 @@ class ConvexProgram:
         return float(max(0.0, -C.min(initial=0.0)) / scale)
 
     def make_feasible(self, coef: np.ndarray) -> np.ndarray:
-        """Project every block that violates its cone onto it (ReLU program).
+        """Project every block that violates its cone onto it (cone-constrained programs).
 
         The projection of ``u`` onto the polyhedral cone
         :math:`\\{u : E_k X_a u \\ge 0\\}` is :math:`u + (E_k X_a)^\\top \\mu` where
@@ -184,7 +191,7 @@ class ConvexProgram:
 
     def cone_projector(self) -> ConeProjector:
         """A fresh :class:`~convexnn.cones.ConeProjector` for this program's cones
-        (ReLU program only); it remembers active sets between calls."""
+        (cone-constrained programs only); it remembers active sets between calls."""
         if not self.has_cone:
             raise ValueError("the gated-ReLU program has no cone constraints to project on.")
         return ConeProjector(self.operator.gated.Xa, self.operator.gated_signs)
@@ -194,7 +201,7 @@ def _cone_alpha_max(operator: ConeOperator, G: np.ndarray, batch: int = 64) -> f
     """:math:`\\max_{k,s,j} \\lVert \\Pi_{K_k}(s\\, G_{k,:,j}) \\rVert` (see
     :meth:`ConvexProgram.alpha_max`), exactly, with few complete projections.
 
-    ``G[k, :, j]`` is :math:`X_a^\\top D_k \\Theta_{:,j}`. Candidates ``(k, s, j)`` are
+    ``G[k, :, j]`` is :math:`X_a^\\top S_k \\Theta_{:,j}`. Candidates ``(k, s, j)`` are
     projected in batches in decreasing order of the cheap bound
     :math:`\\lVert\\Pi_{K_k}(g)\\rVert \\le \\lVert g\\rVert`, by the exact
     :class:`~convexnn.cones.ConeProjector` with ``zero_below`` set to the best exact

@@ -33,13 +33,15 @@ class FitInterruptedWarning(UserWarning):
 
 
 class BaseConvexMLP(BaseEstimator):
-    """Two-layer ReLU / gated-ReLU network fitted by solving its convex reformulation.
+    """Two-layer network (ReLU, leaky ReLU, absolute value or gated ReLU) fitted by
+    solving its convex reformulation.
 
     Subclasses supply the loss and the target encoding.
     """
 
     _parameter_constraints: dict = {
-        "activation": [StrOptions({"relu", "gated_relu"})],
+        "activation": [StrOptions({"relu", "gated_relu", "leaky_relu", "abs"})],
+        "negative_slope": [Interval(Real, 0, 1, closed="left")],
         "alpha": [Interval(Real, 0, None, closed="neither")],
         "n_patterns": [Interval(Integral, 1, None, closed="left")],
         "sampler": [
@@ -48,7 +50,7 @@ class BaseConvexMLP(BaseEstimator):
             "array-like",
         ],
         "solver": [
-            StrOptions({"auto", "fista", "cvxpy"}),
+            StrOptions({"auto", "fista", "barrier", "cvxpy"}),
             HasMethods(["solve"]),
         ],
         "tol": [Interval(Real, 0, None, closed="neither")],
@@ -62,6 +64,7 @@ class BaseConvexMLP(BaseEstimator):
         self,
         activation: str = "relu",
         *,
+        negative_slope: float = 0.01,
         alpha: float = 3e-3,
         n_patterns: int = 200,
         sampler="data",
@@ -73,6 +76,7 @@ class BaseConvexMLP(BaseEstimator):
         verbose: int = 0,
     ):
         self.activation = activation
+        self.negative_slope = negative_slope
         self.alpha = alpha
         self.n_patterns = n_patterns
         self.sampler = sampler
@@ -156,7 +160,7 @@ class BaseConvexMLP(BaseEstimator):
         """
         patterns = self._patterns(X)
         program = self._program(X, Y, w, patterns)
-        solver = make_solver(self.solver, cone=program.has_cone)
+        solver = make_solver(self.solver, program=program)
         solver.check(program)
         init = None
         if self.warm_start and hasattr(self, "convex_coef_") and self.convex_coef_.shape == program.coef_shape:
@@ -195,10 +199,11 @@ class BaseConvexMLP(BaseEstimator):
 
     def _program(self, X, Y, w, patterns: Patterns) -> ConvexProgram:
         gated = GatedOperator(X, patterns.gates)
-        cone = self.activation == "relu"
-        operator = ConeOperator(gated) if cone else gated
+        # ReLU, leaky ReLU and abs: the same cones, the activation's diagonal S_k
+        cone = self.activation != "gated_relu"
+        operator = ConeOperator(gated, self.activation, self.negative_slope) if cone else gated
         # several outputs: gated neurons may feed all outputs (nuclear norm, exact for
-        # rank-one neurons); ReLU neurons feed one output each (exact and tractable)
+        # rank-one neurons); cone-program neurons feed one output each (exact and tractable)
         penalty = NuclearNorm() if (not cone and Y.shape[1] > 1) else ColumnGroupL2()
         return ConvexProgram(
             self._loss(Y.shape[1]), penalty, operator, Y, w, float(self.alpha), patterns.complete
@@ -233,7 +238,9 @@ class BaseConvexMLP(BaseEstimator):
         gates = None
         if self.activation == "gated_relu":
             gates = self.gates_[:, self.neuron_patterns_]
-        return Network(list(self.coefs_), list(self.intercepts_), self.activation, gates)
+        slope = float(self.negative_slope) if self.activation == "leaky_relu" else None
+        return Network(list(self.coefs_), list(self.intercepts_), self.activation, gates,
+                       negative_slope=slope)
 
     def _forward(self, X) -> np.ndarray:
         check_is_fitted(self, "coefs_")

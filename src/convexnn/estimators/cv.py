@@ -33,8 +33,10 @@ _CV_CONSTRAINTS = {
 _CV_PARAMS_DOC = """
     Parameters
     ----------
-    activation : {"relu", "gated_relu"}, default="relu"
+    activation : {"relu", "leaky_relu", "abs", "gated_relu"}, default="relu"
         As in the plain estimator.
+    negative_slope : float, default=0.01
+        Leaky ReLU's slope for negative inputs, in ``[0, 1)``, as in the plain estimator.
     alphas : array-like of shape (n_alphas,), default=None
         Grid of ``alpha`` values to compare (sorted into decreasing order). Default:
         ``n_alphas`` values log-spaced from ``alpha_max`` of the full training data
@@ -170,9 +172,10 @@ class _ConvexMLPCVMixin:
         return self
 
 
-def _cv_init_params(self, activation, alphas, n_alphas, alpha_min_ratio, cv, scoring,
-                    n_patterns, sampler, solver, tol, max_iter, random_state, verbose):
+def _cv_init_params(self, activation, negative_slope, alphas, n_alphas, alpha_min_ratio, cv,
+                    scoring, n_patterns, sampler, solver, tol, max_iter, random_state, verbose):
     self.activation = activation
+    self.negative_slope = negative_slope
     self.alphas = alphas
     self.n_alphas = n_alphas
     self.alpha_min_ratio = alpha_min_ratio
@@ -212,6 +215,7 @@ class ConvexMLPRegressorCV(_ConvexMLPCVMixin, ConvexMLPRegressor):
         self,
         activation: str = "relu",
         *,
+        negative_slope: float = 0.01,
         alphas=None,
         n_alphas: int = 10,
         alpha_min_ratio: float = 1e-3,
@@ -225,8 +229,8 @@ class ConvexMLPRegressorCV(_ConvexMLPCVMixin, ConvexMLPRegressor):
         random_state=None,
         verbose: int = 0,
     ):
-        _cv_init_params(self, activation, alphas, n_alphas, alpha_min_ratio, cv, scoring,
-                        n_patterns, sampler, solver, tol, max_iter, random_state, verbose)
+        _cv_init_params(self, activation, negative_slope, alphas, n_alphas, alpha_min_ratio, cv,
+                        scoring, n_patterns, sampler, solver, tol, max_iter, random_state, verbose)
 
     def fit(self, X, y, sample_weight=None):
         """Choose ``alpha`` by cross-validation, then refit on all the data.
@@ -274,6 +278,7 @@ class ConvexMLPClassifierCV(_ConvexMLPCVMixin, ConvexMLPClassifier):
         self,
         activation: str = "relu",
         *,
+        negative_slope: float = 0.01,
         alphas=None,
         n_alphas: int = 10,
         alpha_min_ratio: float = 1e-3,
@@ -288,8 +293,8 @@ class ConvexMLPClassifierCV(_ConvexMLPCVMixin, ConvexMLPClassifier):
         verbose: int = 0,
         class_weight=None,
     ):
-        _cv_init_params(self, activation, alphas, n_alphas, alpha_min_ratio, cv, scoring,
-                        n_patterns, sampler, solver, tol, max_iter, random_state, verbose)
+        _cv_init_params(self, activation, negative_slope, alphas, n_alphas, alpha_min_ratio, cv,
+                        scoring, n_patterns, sampler, solver, tol, max_iter, random_state, verbose)
         self.class_weight = class_weight
 
     def fit(self, X, y, sample_weight=None):

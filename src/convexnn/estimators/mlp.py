@@ -16,10 +16,21 @@ __all__ = ["ConvexMLPRegressor", "ConvexMLPClassifier"]
 _PARAMS_DOC = """
     Parameters
     ----------
-    activation : {"relu", "gated_relu"}, default="relu"
+    activation : {"relu", "leaky_relu", "abs", "gated_relu"}, default="relu"
         ``"relu"`` solves the cone-constrained program and exports a plain ReLU
-        network. ``"gated_relu"`` solves the unconstrained group lasso; each hidden
-        unit is gated by a fixed hyperplane (exported in ``gates_``).
+        network. ``"leaky_relu"`` (:math:`\\max(h, s h)`, ``s = negative_slope``) and
+        ``"abs"`` (:math:`|h|`) solve the same program, with the same cones, in which
+        the masks :math:`D_k` are replaced by the diagonal the activation applies on
+        each cone: :math:`D_k + s(I - D_k)` and :math:`2D_k - I` (Ergen & Pilanci,
+        piecewise linear activations); both export plain networks of that
+        activation. As for ReLU, the certificate covers networks whose units use the
+        sampled activation patterns (``scope="sampled"``) unless the patterns are
+        enumerated completely (``sampler="exhaustive"``). ``"gated_relu"`` solves the
+        unconstrained group lasso; each hidden unit is gated by a fixed hyperplane
+        (exported in ``gates_``).
+    negative_slope : float, default=0.01
+        Slope of ``"leaky_relu"`` for negative inputs, in ``[0, 1)``; ``0`` gives the
+        ReLU fit exactly. Ignored by the other activations.
     alpha : float, default=3e-3
         Weight decay in the objective above (must be > 0). Not scikit-learn's
         ``MLP*.alpha``, which is divided by ``n_samples`` and leaves biases unpenalised:
@@ -34,15 +45,22 @@ _PARAMS_DOC = """
         pattern of one-dimensional data, which makes the certificate global. An array
         of shape ``(n_features + 1, n_patterns)`` gives the gates explicitly (last row:
         bias).
-    solver : {"auto", "fista", "cvxpy"} or Solver, default="auto"
-        ``"auto"`` and ``"fista"``: accelerated proximal gradient with duality-gap
-        stopping; for ReLU its proximal step projects every block exactly onto its
-        cone, so every iterate is a feasible ReLU network.
+    solver : {"auto", "fista", "barrier", "cvxpy"} or Solver, default="auto"
+        ``"fista"``: accelerated proximal gradient with duality-gap stopping, for
+        every program; for ReLU its proximal step projects every block exactly onto
+        its cone, so every iterate is a feasible ReLU network. ``"barrier"``
+        (gated ReLU, squared or logistic loss, one group per neuron and output):
+        an interior-point method on the dual in sample space, a few dozen Newton
+        steps on ``n_samples x n_samples`` systems; certifies tight gaps (1e-6 and
+        below) in seconds for up to a few thousand samples.
+        ``"auto"``: ``"barrier"`` for gated ReLU when it applies and there are at
+        most 2000 samples (squared loss) or 1000 (logistic loss), else ``"fista"``.
         ``"cvxpy"`` (extra) is the interior-point reference for tiny problems.
     tol : float, default=1e-3
         Target relative duality gap ``(primal - dual) / primal``.
     max_iter : int, default=5000
-        Maximum number of proximal-gradient iterations.
+        Maximum number of solver iterations (proximal-gradient steps for
+        ``"fista"``, Newton steps for ``"barrier"``).
     warm_start : bool, default=False
         Reuse the previous fit's gates and solution as the starting point.
     random_state : int, RandomState instance or None, default=None
@@ -62,8 +80,9 @@ _ATTRS_DOC = """
     coefs_ : list of ndarray
         ``[W1 (n_features, n_neurons_), W2 (n_neurons_, n_outputs_)]``.
     intercepts_ : list of ndarray
-        ``[b1 (n_neurons_,), b2 (n_outputs_,)]``. ``relu(X @ W1 + b1) @ W2 + b2``
-        reproduces the model's raw outputs exactly.
+        ``[b1 (n_neurons_,), b2 (n_outputs_,)]``. ``act(X @ W1 + b1) @ W2 + b2``
+        with the fitted activation ``act`` (ReLU, leaky ReLU with ``negative_slope``,
+        absolute value) reproduces the model's raw outputs exactly.
     gates_ : ndarray of shape (n_features + 1, n_patterns)
         The sampled gates (last row: bias coefficient).
     neuron_patterns_ : ndarray of shape (n_neurons_,)
@@ -71,7 +90,7 @@ _ATTRS_DOC = """
     convex_coef_ : ndarray
         Solution of the convex program, shape ``(n_blocks, n_features + 1,
         n_outputs_)`` with ``n_blocks = n_patterns`` (gated) or ``2 * n_patterns``
-        (ReLU: positive blocks, then negative).
+        (ReLU, leaky ReLU, abs: positive blocks, then negative).
     n_neurons_ : int
         Hidden units with non-zero weights.
     n_outputs_ : int
@@ -98,7 +117,8 @@ class ConvexMLPRegressor(RegressorMixin, BaseConvexMLP):
         """Two-layer ReLU network regression trained to a certified global optimum.
 
     Minimises the weight-decay objective of the network
-    :math:`f(x) = \\mathrm{relu}(x W_1 + b_1) W_2 + b_2`
+    :math:`f(x) = \\sigma(x W_1 + b_1) W_2 + b_2` (:math:`\\sigma` = ``activation``:
+    ReLU by default, leaky ReLU, absolute value or gated ReLU)
 
     .. math::
 
@@ -192,6 +212,7 @@ class ConvexMLPClassifier(ClassifierMixin, BaseConvexMLP):
         self,
         activation: str = "relu",
         *,
+        negative_slope: float = 0.01,
         alpha: float = 3e-3,
         n_patterns: int = 200,
         sampler="data",
@@ -205,6 +226,7 @@ class ConvexMLPClassifier(ClassifierMixin, BaseConvexMLP):
     ):
         super().__init__(
             activation,
+            negative_slope=negative_slope,
             alpha=alpha,
             n_patterns=n_patterns,
             sampler=sampler,

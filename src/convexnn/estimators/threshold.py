@@ -20,7 +20,11 @@ from .mlp import ConvexMLPClassifier, ConvexMLPRegressor
 
 __all__ = ["ConvexThresholdRegressor", "ConvexThresholdClassifier"]
 
-_CONSTRAINTS = {k: v for k, v in BaseConvexMLP._parameter_constraints.items() if k != "activation"}
+# not parameters here: threshold estimators always fit step units
+_CONSTRAINTS = {
+    k: v for k, v in BaseConvexMLP._parameter_constraints.items()
+    if k not in ("activation", "negative_slope")
+}
 _CONSTRAINTS["solver"] = [StrOptions({"auto", "fista"}), HasMethods(["solve"])]
 
 _OBJECTIVE_DOC = """

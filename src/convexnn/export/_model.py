@@ -131,7 +131,7 @@ def network_arrays(model: Any) -> dict[str, np.ndarray]:
     Keys: ``W1, W2`` (``coefs_``), ``b1, b2`` (``intercepts_``), one key per other
     array or number field of the estimator's network (for
     :class:`~convexnn.network.Network`: ``gates`` for gated ReLU, ``amplitudes`` for
-    threshold units; other network types, e.g. the deep 1-D chains, export their own
+    threshold units, ``negative_slope`` for leaky ReLU; other network types, e.g. the deep 1-D chains, export their own
     fields under their names), ``activation``, ``output``
     (``"decision_function"`` or ``"predict"``), ``classes`` for classifiers (when
     the labels are numbers or strings), and ``scaler_mean, scaler_scale`` for a

@@ -30,7 +30,8 @@ def to_torch_module(network, squeeze_output: bool = False, dtype=None):
         return torch.as_tensor(np.ascontiguousarray(a), dtype=dtype)
 
     class TwoLayerNetwork(nn.Module):
-        """``act(x W1 + b1) W2 + b2``; for gated ReLU the gates are buffers; threshold
+        """``act(x W1 + b1) W2 + b2`` with ``act`` ReLU, leaky ReLU (the network's
+        negative slope), absolute value or gated ReLU (the gates are buffers); threshold
         units output ``s * 1[x W1 + b1 > 0]`` with a trainable amplitude ``s``."""
 
         def __init__(self):
@@ -46,11 +47,20 @@ def to_torch_module(network, squeeze_output: bool = False, dtype=None):
                 self.register_buffer("gate_b", t(network.gates[-1]))
             if network.activation == "threshold":
                 self.amplitudes = nn.Parameter(t(network.amplitudes))
+            if network.activation == "leaky_relu":
+                # a buffer of the module's dtype: a Python float would be exported to
+                # ONNX as a float32 constant
+                self.register_buffer("negative_slope", t(np.asarray(network.negative_slope)))
 
         def forward(self, x):
             pre = x @ self.W1 + self.b1
             if self.activation == "relu":
                 h = torch.relu(pre)
+            elif self.activation == "leaky_relu":
+                # not F.leaky_relu: onnxruntime has no double LeakyRelu kernel
+                h = torch.where(pre > 0, pre, self.negative_slope * pre)
+            elif self.activation == "abs":
+                h = torch.abs(pre)
             elif self.activation == "threshold":
                 h = (pre > 0).to(pre.dtype) * self.amplitudes
             else:

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from ..losses import SquaredLoss
+from .barrier import DualBarrier
 from .base import History, Solution, Solver
 from .fista import FISTA
 from .reference import CvxpySolver
 
 __all__ = [
     "CvxpySolver",
+    "DualBarrier",
     "FISTA",
     "History",
     "Solution",
@@ -18,19 +21,35 @@ __all__ = [
 
 SOLVERS: dict[str, type[Solver]] = {
     "fista": FISTA,
+    "barrier": DualBarrier,
     "cvxpy": CvxpySolver,
 }
 
+#: ``"auto"`` uses :class:`DualBarrier` up to this many samples (squared loss, logistic
+#: loss); measured in ``benchmarks/solver_choice.py`` (``benchmarks/results/solver_choice.md``):
+#: above it one ``n x n`` Newton step costs more than FISTA's whole run at the default tol.
+AUTO_BARRIER_MAX_SAMPLES = {"squared": 2000, "other": 1000}
 
-def make_solver(spec, cone: bool) -> Solver:
+
+def make_solver(spec, cone: bool | None = None, program=None) -> Solver:
     """Turn the estimators' ``solver`` parameter into a :class:`Solver`.
 
-    ``"auto"`` picks FISTA for both programs (for ReLU its proximal step projects onto
-    the cones exactly, so every iterate is feasible).
+    ``"auto"`` picks, for the gated program (given ``program``), the sample-space
+    interior-point method :class:`DualBarrier` when it handles the program and
+    ``n_samples`` is at most :data:`AUTO_BARRIER_MAX_SAMPLES` (squared loss: 2000,
+    logistic loss: 1000); otherwise FISTA, which solves every program (for the ReLU
+    program its proximal step projects onto the cones exactly, so every iterate is
+    feasible). Without ``program`` it picks FISTA.
     """
     if isinstance(spec, Solver):
         return spec
     if spec == "auto":
+        if program is not None and not program.has_cone:
+            barrier = DualBarrier()
+            kind = "squared" if isinstance(program.loss, SquaredLoss) else "other"
+            n = int((program.sample_weight > 0).sum())
+            if n <= AUTO_BARRIER_MAX_SAMPLES[kind] and barrier.supports(program) is None:
+                return barrier
         return FISTA()
     if isinstance(spec, str) and spec in SOLVERS:
         return SOLVERS[spec]()

@@ -19,8 +19,10 @@ __all__ = ["FISTA"]
 
 def _initial_step(program: ConvexProgram) -> float:
     """``1 / L`` from a short power iteration; the line search corrects it."""
-    op = program.operator.gated if program.has_cone else program.operator
-    lam = op.norm_squared(program.sample_weight, n_iter=8)
+    op = program.operator
+    w = program.sample_weight
+    # cone programs: the P-block map sum_k S_k Xa V_k with the activation's S_k
+    lam = op.pattern_norm_squared(w, n_iter=8) if program.has_cone else op.norm_squared(w, n_iter=8)
     return 1.0 / (program.loss.smoothness * (lam + 1.0))
 
 

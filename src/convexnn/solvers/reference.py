@@ -50,7 +50,8 @@ class CvxpySolver(Solver):
         V = [cp.Variable((p, c)) for _ in range(B)]
         b = cp.Variable(c)
         if program.has_cone:
-            terms = [cp.multiply(M[:, [k]], Xa @ (V[k] - V[P + k])) for k in range(P)]
+            S = op.diagonals()  # the activation's S_k (D_k for ReLU)
+            terms = [cp.multiply(S[:, [k]], Xa @ (V[k] - V[P + k])) for k in range(P)]
         else:
             terms = [cp.multiply(M[:, [k]], Xa @ V[k]) for k in range(P)]
         Z = cp.sum(terms) + np.ones((n, 1)) @ cp.reshape(b, (1, c), order="C")
