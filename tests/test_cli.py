@@ -468,7 +468,8 @@ def test_fit_class_weight_and_verbose(classification_csv, regression_csv, tmp_pa
     assert _fit(csv_path, "--target", "label", "--class-weight", "balanced", "-vv", "--activation", "gated_relu",
                 "--output", model_path) == 0
     err = capsys.readouterr().err
-    assert "[fista] iter" in err  # -vv: one line per gap check
+    # -vv: one line per gap check, from whichever solver "auto" picked
+    assert "[fista] iter" in err or "[barrier] iter" in err
     est = load(model_path)[-1]
     assert est.class_weight == "balanced" and est.verbose == 2
     _assert_user_error(capsys, ["fit", regression_csv[0], "--target", "price",
@@ -502,3 +503,16 @@ def test_path_writes_table_and_plot(regression_csv, tmp_path, capsys):
     png = tmp_path / "path.png"
     assert main([*argv, "--plot", str(png)]) == 0
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_fit_leaky_relu_with_its_slope(regression_csv, tmp_path, capsys):
+    csv_path, _, _ = regression_csv
+    model_path = tmp_path / "leaky.npz"
+    assert _fit(csv_path, "--target", "price", "--activation", "leaky_relu", "--negative-slope", "0.2",
+                "--output", model_path) == 0
+    est = load(model_path)[-1]
+    assert est.activation == "leaky_relu" and est.negative_slope == 0.2
+    assert est.certificate_.activation == "leaky_relu"
+    capsys.readouterr()
+    _assert_user_error(capsys, ["fit", csv_path, "--target", "price", "--activation", "leaky_relu",
+                                "--negative-slope", "1.5"], "slope must be in [0, 1)")

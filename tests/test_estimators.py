@@ -471,7 +471,10 @@ def test_converged_fit_does_not_warn(Est, activation):
 @pytest.mark.parametrize("activation", ["gated_relu", "relu"])
 def test_warm_start_needs_fewer_iterations(activation):
     X, y = _classification(n=40)
-    kw = dict(activation=activation, alpha=1e-2, n_patterns=10, tol=1e-5, max_iter=20_000, random_state=0)
+    # FISTA's iterates continue from the init (the interior-point solver's path restarts
+    # from the constant model, see tests/test_solver_barrier.py)
+    kw = dict(activation=activation, alpha=1e-2, n_patterns=10, tol=1e-5, max_iter=20_000, random_state=0,
+              solver="fista")
     est = ConvexMLPClassifier(**kw).fit(X, y)
     cold = est.n_iter_
     gates = est.gates_.copy()

@@ -247,3 +247,13 @@ def test_ctrl_c_keeps_the_last_step_with_an_honest_certificate():
     cert = est.certificate_
     assert cert.dual <= oracle.certificate_.primal + 1e-12 <= cert.primal + 1e-12
     assert not cert.converged
+
+
+def test_warm_start_is_never_worse_than_cold():
+    program = barrier_program("binary", 5)
+    cold = DualBarrier().solve(program, tol=1e-6, max_iter=200)
+    again = DualBarrier().solve(program, tol=1e-6, max_iter=200, init=(cold.coef, cold.intercept))
+    assert again.n_iter <= cold.n_iter
+    assert again.history.primal[-1] <= cold.history.primal[-1] + 1e-15
+    cert = certify(program, again.coef, again.intercept, again.dual_points, activation="gated_relu", tol=1e-6)
+    assert cert.relative_gap <= 1e-6

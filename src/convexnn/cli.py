@@ -455,6 +455,8 @@ def _cmd_fit(args: argparse.Namespace) -> int:
         "activation": args.activation,
         "random_state": args.seed,
     }
+    if args.activation == "leaky_relu":
+        params["negative_slope"] = args.negative_slope
     if args.alpha is not None:
         params["alpha"] = args.alpha
     if args.n_patterns is not None:
@@ -742,6 +744,8 @@ def _cmd_path(args: argparse.Namespace) -> int:
           + ("" if args.no_standardize else ", standardized"))
     est_cls = ConvexMLPClassifier if task == "classification" else ConvexMLPRegressor
     params: dict[str, Any] = {"activation": args.activation, "random_state": args.seed}
+    if args.activation == "leaky_relu":
+        params["negative_slope"] = args.negative_slope
     if args.n_patterns is not None:
         params["n_patterns"] = args.n_patterns
     if args.max_iter is not None:
@@ -795,6 +799,17 @@ def _positive_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+def _slope(text: str) -> float:
+    """argparse type: a leaky-ReLU slope in [0, 1)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0.0 <= value < 1.0:
+        raise argparse.ArgumentTypeError(f"the slope must be in [0, 1), got {text}")
     return value
 
 
@@ -856,8 +871,10 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--task", choices=["classification", "regression", "auto"], default="auto",
                      help="auto (default): classification if the target is non-numeric or has "
                      f"at most {MAX_AUTO_CLASSES} distinct integer values, else regression")
-    fit.add_argument("--activation", choices=["relu", "gated_relu"], default="relu",
+    fit.add_argument("--activation", choices=["relu", "gated_relu", "leaky_relu", "abs"], default="relu",
                      help="hidden activation (default: relu)")
+    fit.add_argument("--negative-slope", type=_slope, default=0.01, metavar="S",
+                     help="slope of leaky_relu for negative inputs, in [0, 1) (default: 0.01)")
     fit.add_argument("--alpha", type=_nonnegative_float, default=None, metavar="A",
                      help="regularization strength (default: the estimator's)")
     fit.add_argument("--n-patterns", type=_positive_int, default=None, metavar="P",
@@ -935,8 +952,10 @@ def build_parser() -> argparse.ArgumentParser:
                       help="number of alphas on the grid (default: 20)")
     path.add_argument("--task", choices=["classification", "regression", "auto"], default="auto",
                       help="as for `fit` (default: auto)")
-    path.add_argument("--activation", choices=["relu", "gated_relu"], default="gated_relu",
-                      help="hidden activation (default: gated_relu, whose solver is fast)")
+    path.add_argument("--activation", choices=["relu", "gated_relu", "leaky_relu", "abs"],
+                      default="gated_relu", help="hidden activation (default: gated_relu, whose solver is fast)")
+    path.add_argument("--negative-slope", type=_slope, default=0.01, metavar="S",
+                      help="slope of leaky_relu for negative inputs, in [0, 1) (default: 0.01)")
     path.add_argument("--n-patterns", type=_positive_int, default=None, metavar="P",
                       help="number of sampled activation patterns (default: the estimator's)")
     path.add_argument("--max-iter", type=_positive_int, default=None, metavar="K",

@@ -19,14 +19,17 @@ activation's diagonal :math:`S_k = a D_k + b I` (:func:`activation_diagonal`):
 networks with piecewise linear activations as finite-dimensional convex programs").
 
 Rows are processed in chunks so that no array larger than
-``chunk_rows x P x c`` is formed; an ``n x P x d`` array never is.
+``chunk_rows x P x c`` is formed; an ``n x P x d`` array never is. The masks are the
+only per-pattern data stored: one boolean ``n x P`` array (``n P`` bytes), computed
+chunk by chunk; the products use it directly (float64 arithmetic, exact 0/1 factors)
+and signs :math:`E_k` or diagonals :math:`S_k` are formed per chunk of rows.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from .patterns import augment, masks_from_gates
+from .patterns import _row_chunks, augment, masks_from_gates
 
 __all__ = ["CONE_ACTIVATIONS", "GatedOperator", "ConeOperator", "DictionaryOperator",
            "activation_diagonal"]
@@ -110,8 +113,8 @@ class GatedOperator:
     def __init__(self, X: np.ndarray, gates: np.ndarray):
         self.Xa = augment(np.asarray(X, dtype=float))
         self.gates = np.asarray(gates, dtype=float)
-        self.masks = masks_from_gates(self.Xa[:, :-1], self.gates)  # bool (n, P)
-        self._fmasks = self.masks.astype(float)
+        #: boolean masks :math:`D_k`, shape ``(n_samples, n_patterns)``: the only copy
+        self.masks = masks_from_gates(self.Xa[:, :-1], self.gates)
 
     @property
     def n_samples(self) -> int:
@@ -142,7 +145,7 @@ class GatedOperator:
         out = np.empty((self.n_samples, c))
         for s in self._chunks(P * c):
             H = (self.Xa[s] @ W).reshape(-1, P, c)
-            out[s] = np.einsum("npc,np->nc", H, self._fmasks[s])
+            out[s] = np.einsum("npc,np->nc", H, self.masks[s])  # 0/1 factors: exact
         return out
 
     def rmatvec(self, Theta: np.ndarray) -> np.ndarray:
@@ -151,7 +154,7 @@ class GatedOperator:
         P = self.n_patterns
         G = np.zeros((self.n_inputs, P * c))
         for s in self._chunks(P * c):
-            T = (self._fmasks[s][:, :, None] * Theta[s][:, None, :]).reshape(-1, P * c)
+            T = (self.masks[s][:, :, None] * Theta[s][:, None, :]).reshape(-1, P * c)
             G += self.Xa[s].T @ T
         return G.reshape(self.n_inputs, P, c).transpose(1, 0, 2)
 
@@ -170,14 +173,14 @@ class GatedOperator:
         if not hasattr(self, "_gram"):
             self._gram = self.Xa @ self.Xa.T
         used = np.flatnonzero(c > 0)  # zero weights cost nothing
-        return self._gram * _symmetric_square(self._fmasks[:, used] * np.sqrt(c[used])[None, :])
+        return self._gram * _symmetric_square(self.masks[:, used] * np.sqrt(c[used])[None, :])
 
     def block_images(self, G: np.ndarray) -> np.ndarray:
         """:math:`D_k X_a g_k` for every block, as columns: shape ``(n_samples, n_patterns)``.
 
         ``G`` has shape ``(n_patterns, n_inputs)`` (one vector per block, one output).
         """
-        return self._fmasks * (self.Xa @ G.T)
+        return self.masks * (self.Xa @ G.T)
 
     def norm_squared(self, w: np.ndarray, n_iter: int = 30, random_state=0) -> float:
         """Power-iteration estimate of :math:`\\lambda_{max}(\\mathcal A^* W \\mathcal A)`.
@@ -216,7 +219,7 @@ class ConeOperator:
         self._scale, self._shift = activation_diagonal(activation, negative_slope)
         #: leaky ReLU's slope; None for the other activations
         self.negative_slope = float(negative_slope) if activation == "leaky_relu" else None
-        self._signs = 2.0 * gated._fmasks - 1.0  # E_k diagonals, (n, P)
+        # nothing per pattern is stored: E_k and S_k come from the masks, per row chunk
 
     @property
     def n_samples(self) -> int:
@@ -248,11 +251,22 @@ class ConeOperator:
         """Whether :math:`S_k = D_k` (ReLU, or leaky ReLU with slope 0)."""
         return self._scale == 1.0 and self._shift == 0.0
 
-    def diagonals(self) -> np.ndarray:
-        """Diagonals of :math:`S_k` for the ``P`` patterns, shape ``(n_samples, n_patterns)``."""
+    def diagonals(self, rows: slice = slice(None)) -> np.ndarray:
+        """Diagonals of :math:`S_k` for the ``P`` patterns, shape ``(n_samples, n_patterns)``
+        (float64, formed on each call; ``rows`` selects a chunk of rows)."""
+        M = self.gated.masks[rows]
         if self._masked_only:
-            return self.gated._fmasks
-        return self._scale * self.gated._fmasks + self._shift
+            return M.astype(float)
+        return self._scale * M + self._shift
+
+    def _signs(self, rows: slice = slice(None)) -> np.ndarray:
+        """Diagonals of :math:`E_k = 2 D_k - I` (float64 ``±1``) of the rows ``rows``."""
+        return 2.0 * self.gated.masks[rows] - 1.0
+
+    def _row_chunks(self, width: int):
+        """Row chunks for float64 temporaries of ``width`` entries per row (~32 MB each;
+        aligned so that a chunk's products are the rows of the whole product)."""
+        return _row_chunks(self.n_samples, width)
 
     def split(self, U: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``(v, w)`` halves of ``U``."""
@@ -305,26 +319,66 @@ class ConeOperator:
 
     @property
     def gated_signs(self) -> np.ndarray:
-        """Diagonals of :math:`E_k` for the ``P`` patterns, shape ``(n_samples, P)``."""
-        return self._signs
+        """Diagonals of :math:`E_k` for the ``P`` patterns, shape ``(n_samples, P)``.
+
+        ``int8`` entries ``±1`` (``n P`` bytes, formed on each access from the masks):
+        exact in any product with floats, as :class:`~convexnn.cones.ConeProjector` uses them.
+        """
+        signs = self.gated.masks.astype(np.int8)
+        signs *= 2
+        signs -= 1
+        return signs
 
     def signs(self) -> np.ndarray:
-        """Diagonals of :math:`E_k` for the ``2P`` blocks, shape ``(n_samples, 2P)``."""
-        return np.concatenate([self._signs, self._signs], axis=1)
+        """Diagonals of :math:`E_k` for the ``2P`` blocks, shape ``(n_samples, 2P)``
+        (float64, formed on each call)."""
+        E = self._signs()
+        return np.concatenate([E, E], axis=1)
 
     def cone_matrix(self, block: int) -> np.ndarray:
         """:math:`E_k X_a` for block ``block`` (pattern ``k = block mod P``), shape
         ``(n_samples, n_features + 1)``: its cone is ``{u : cone_matrix(block) @ u >= 0}``."""
-        return self._signs[:, block % self.n_patterns, None] * self.gated.Xa
+        sign = 2.0 * self.gated.masks[:, block % self.n_patterns, None] - 1.0
+        return sign * self.gated.Xa
 
     def cone_values(self, U: np.ndarray) -> np.ndarray:
         """:math:`E_k X_a u_j` (must be ``>= 0``), shape ``(n_samples, 2P, n_outputs)``."""
-        return self.preactivations(U) * self.signs()[:, :, None]
+        C = self.preactivations(U)
+        P = self.n_patterns
+        for s in self._row_chunks(C.shape[1] * C.shape[2]):
+            E = self._signs(s)[:, :, None]
+            C[s, :P] *= E
+            C[s, P:] *= E
+        return C
+
+    def cone_extremes(self, U: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Per block and output: :math:`\\min_i (E_k X_a u_j)_i` and
+        :math:`\\max_i |X_a u_j|_i`, each of shape ``(2P, n_outputs)``.
+
+        What a feasibility check needs of :meth:`cone_values` and :meth:`preactivations`,
+        computed over row chunks without their ``n x 2P x c`` arrays.
+        """
+        B, p, c = U.shape
+        P = self.n_patterns
+        W = U.transpose(1, 0, 2).reshape(p, B * c)
+        cmin = np.full((B, c), np.inf)
+        hmax = np.zeros((B, c))
+        for s in self._row_chunks(B * c):
+            H = (self.gated.Xa[s] @ W).reshape(-1, B, c)
+            np.maximum(hmax, np.abs(H).max(axis=0, initial=0.0), out=hmax)
+            E = self._signs(s)[:, :, None]
+            H[:, :P] *= E
+            H[:, P:] *= E
+            np.minimum(cmin, H.min(axis=0, initial=np.inf), out=cmin)
+        return cmin, hmax
 
     def forward_from_preactivations(self, H: np.ndarray) -> np.ndarray:
         """:math:`\\mathcal A(U)` from ``H = preactivations(U)`` without a second product."""
         P = self.n_patterns
-        return np.einsum("npc,np->nc", H[:, :P] - H[:, P:], self.diagonals())
+        out = np.empty((H.shape[0], H.shape[2]))
+        for s in self._row_chunks(P * H.shape[2]):
+            out[s] = np.einsum("npc,np->nc", H[s, :P] - H[s, P:], self.diagonals(s))
+        return out
 
     def adjoint_combined(self, Theta: np.ndarray, Lam: np.ndarray) -> np.ndarray:
         """:math:`\\mathcal A^*(\\Theta) - (X_a^\\top E_j \\Lambda_j)_j` in one product.
@@ -333,10 +387,16 @@ class ConeOperator:
         that the cone term of the Lagrangian is :math:`-\\sum_j\\langle\\Lambda_j,
         E_j X_a u_j\\rangle`).
         """
-        S = self.diagonals()[:, :, None]
-        T = np.concatenate([S * Theta[:, None, :], -S * Theta[:, None, :]], axis=1)
-        T -= self.signs()[:, :, None] * Lam
-        n, B, c = T.shape
+        P = self.n_patterns
+        n, B, c = Lam.shape
+        T = np.empty((n, B, c))  # built per row chunk: S_k, E_k never formed whole
+        for s in self._row_chunks(B * c):
+            S = self.diagonals(s)[:, :, None]
+            E = self._signs(s)[:, :, None]
+            T[s, :P] = S * Theta[s, None, :]
+            T[s, P:] = -S * Theta[s, None, :]
+            T[s, :P] -= E * Lam[s, :P]
+            T[s, P:] -= E * Lam[s, P:]
         G = self.gated.Xa.T @ T.reshape(n, B * c)
         return G.reshape(self.n_inputs, B, c).transpose(1, 0, 2)
 

@@ -31,9 +31,58 @@ def augment(X: np.ndarray) -> np.ndarray:
     return np.hstack([X, np.ones((X.shape[0], 1), dtype=X.dtype)])
 
 
+# elements of a float64 temporary in the row-chunked mask computations (~32 MB)
+_CHUNK_ELEMENTS = 4_000_000
+# chunk lengths and offsets are multiples of this many rows (see :func:`_row_chunks`)
+_ROW_ALIGN = 512
+
+
+def _row_chunks(n_rows: int, width: int, elements: int | None = None):
+    """Row slices covering ``range(n_rows)`` for products with ``width`` columns.
+
+    Each chunk has ``rows`` rows, ``rows`` the largest multiple of 512 with
+    ``rows * width <= elements`` (at least 512), so that a float64 temporary of a chunk
+    holds about ``elements`` entries (default ``_CHUNK_ELEMENTS``, ~32 MB) whatever
+    ``n_rows``; the last chunk also takes a remainder shorter than 512 rows, so it has
+    fewer than ``rows + 512`` rows.
+
+    Chunks start at multiples of 512 rows and no chunk is a short tail: BLAS splits a
+    product's rows into blocks aligned the same way, so ``X[s] @ W`` reproduces the rows
+    ``s`` of ``X @ W`` bit for bit (single-threaded OpenBLAS; a multi-threaded BLAS varies
+    at the last bit with its thread count anyway).
+    """
+    elements = _CHUNK_ELEMENTS if elements is None else elements
+    rows = max(_ROW_ALIGN, (elements // max(width, 1)) // _ROW_ALIGN * _ROW_ALIGN)
+    start = 0
+    while start < n_rows:
+        stop = start + rows
+        if n_rows - stop < _ROW_ALIGN:
+            stop = n_rows
+        yield slice(start, stop)
+        start = stop
+
+
+def _mask_chunks(X: np.ndarray, gates: np.ndarray):
+    """``(rows, masks of those rows)`` over row chunks: no ``n x P`` float array is formed."""
+    X = np.asarray(X)
+    W, b = gates[:-1], gates[-1]
+    for s in _row_chunks(X.shape[0], gates.shape[1]):
+        H = X[s] @ W
+        H += b
+        yield s, H > 0
+
+
 def masks_from_gates(X: np.ndarray, gates: np.ndarray) -> np.ndarray:
-    """Boolean activation masks ``Xa @ gates > 0``, shape ``(n_samples, n_patterns)``."""
-    return (X @ gates[:-1] + gates[-1]) > 0
+    """Boolean activation masks ``Xa @ gates > 0``, shape ``(n_samples, n_patterns)``.
+
+    Computed in row chunks (:func:`_row_chunks`): the only array of size
+    ``n_samples x n_patterns`` is the boolean result.
+    """
+    X = np.asarray(X)
+    out = np.empty((X.shape[0], gates.shape[1]), dtype=bool)
+    for s, M in _mask_chunks(X, gates):
+        out[s] = M
+    return out
 
 
 @dataclass(frozen=True)
@@ -60,10 +109,17 @@ class Patterns:
 
 
 def _unique_nonempty(X: np.ndarray, gates: np.ndarray) -> np.ndarray:
-    """Keep the first gate of each distinct, non-empty mask (keeps sampling order)."""
-    M = masks_from_gates(X, gates)
-    keep = M.any(axis=0)
-    packed = np.packbits(M, axis=0)
+    """Keep the first gate of each distinct, non-empty mask (keeps sampling order).
+
+    Masks are computed and bit-packed chunk by chunk (chunks start at multiples of 8
+    rows, so the packed bytes are those of the whole mask): memory ``n x P / 8`` bytes.
+    """
+    n, P = X.shape[0], gates.shape[1]
+    keep = np.zeros(P, dtype=bool)
+    packed = np.empty(((n + 7) // 8, P), dtype=np.uint8)
+    for s, M in _mask_chunks(X, gates):
+        keep |= M.any(axis=0)
+        packed[s.start // 8 : (s.stop + 7) // 8] = np.packbits(M, axis=0)
     _, first = np.unique(packed, axis=1, return_index=True)
     unique = np.zeros(gates.shape[1], dtype=bool)
     unique[first] = True
@@ -115,9 +171,15 @@ class DataSampler(PatternSampler):
         i = rng.randint(n, size=self.n_patterns)
         j = rng.randint(n, size=self.n_patterns)
         t = rng.uniform(size=self.n_patterns)
-        proj = X @ W  # (n, P): project all points once
-        cols = np.arange(self.n_patterns)
-        threshold = t * proj[i, cols] + (1 - t) * proj[j, cols]
+        # x_i . w_k and x_j . w_k of the k-th pair, read off X @ W chunk by chunk (the
+        # same values as from the whole n x P product, which is never formed)
+        proj_i, proj_j = np.empty(self.n_patterns), np.empty(self.n_patterns)
+        for s in _row_chunks(n, self.n_patterns):
+            proj = X[s] @ W
+            for rows, dst in ((i, proj_i), (j, proj_j)):
+                cols = np.flatnonzero((rows >= s.start) & (rows < s.stop))
+                dst[cols] = proj[rows[cols] - s.start, cols]
+        threshold = t * proj_i + (1 - t) * proj_j
         gates = np.vstack([W, -threshold[None, :]])
         return Patterns(_unique_nonempty(X, gates))
 

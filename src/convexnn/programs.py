@@ -157,10 +157,9 @@ class ConvexProgram:
         """
         if not self.has_cone:
             return 0.0
-        H = self.operator.preactivations(coef)
-        C = H * self.operator.signs()[:, :, None]
-        scale = max(float(np.abs(H).max(initial=0.0)), np.finfo(float).tiny)
-        return float(max(0.0, -C.min(initial=0.0)) / scale)
+        cmin, hmax = self.operator.cone_extremes(coef)  # row chunks, no n x 2P arrays
+        scale = max(float(hmax.max(initial=0.0)), np.finfo(float).tiny)
+        return float(max(0.0, -cmin.min(initial=0.0)) / scale)
 
     def make_feasible(self, coef: np.ndarray) -> np.ndarray:
         """Project every block that violates its cone onto it (cone-constrained programs).
@@ -177,12 +176,11 @@ class ConvexProgram:
         if not self.has_cone:
             return coef
         op = self.operator
-        H = op.preactivations(coef)
-        C = H * op.signs()[:, :, None]
+        cmin, hmax = op.cone_extremes(coef)  # row chunks, no n x 2P arrays
         # violations at rounding level (relative to the block's own scale) are left
-        tiny = 1e-12 * np.abs(H).max(axis=0)
+        tiny = 1e-12 * hmax
         out = coef.copy()
-        blocks, cols = np.nonzero((C < -tiny[None]).any(axis=0))
+        blocks, cols = np.nonzero(cmin < -tiny)
         if blocks.size:
             out[blocks, :, cols] = self.cone_projector().project(
                 coef[blocks, :, cols], blocks % op.n_patterns

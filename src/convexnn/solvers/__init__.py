@@ -26,9 +26,11 @@ SOLVERS: dict[str, type[Solver]] = {
 }
 
 #: ``"auto"`` uses :class:`DualBarrier` up to this many samples (squared loss, logistic
-#: loss); measured in ``benchmarks/solver_choice.py`` (``benchmarks/results/solver_choice.md``):
-#: above it one ``n x n`` Newton step costs more than FISTA's whole run at the default tol.
-AUTO_BARRIER_MAX_SAMPLES = {"squared": 2000, "other": 1000}
+#: loss); measured side by side with FISTA at the estimator defaults in
+#: ``benchmarks/solver_choice.py`` (``benchmarks/results/solver_choice.md``): squared loss,
+#: the barrier is 1.3-11x faster up to 2000 samples; logistic loss, 1.3-2x faster at 500
+#: samples and 0.7-0.9x at 1000 (its Newton steps cost O(n^2 P + n^3)).
+AUTO_BARRIER_MAX_SAMPLES = {"squared": 2000, "other": 600}
 
 
 def make_solver(spec, cone: bool | None = None, program=None) -> Solver:
@@ -37,7 +39,7 @@ def make_solver(spec, cone: bool | None = None, program=None) -> Solver:
     ``"auto"`` picks, for the gated program (given ``program``), the sample-space
     interior-point method :class:`DualBarrier` when it handles the program and
     ``n_samples`` is at most :data:`AUTO_BARRIER_MAX_SAMPLES` (squared loss: 2000,
-    logistic loss: 1000); otherwise FISTA, which solves every program (for the ReLU
+    logistic loss: 600); otherwise FISTA, which solves every program (for the ReLU
     program its proximal step projects onto the cones exactly, so every iterate is
     feasible). Without ``program`` it picks FISTA.
     """

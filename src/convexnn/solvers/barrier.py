@@ -84,6 +84,7 @@ class _Column:
     done: bool = False
     stalled: bool = False
     steps_at_mu: int = 0  # Newton steps since mu last moved
+    products: tuple | None = None  # (g, s) at theta, kept in step with it
 
 
 class DualBarrier(Solver):
@@ -115,12 +116,18 @@ class DualBarrier(Solver):
         the domain's boundary; with weight 1 its ``2 n`` terms dominate the ``P`` block
         constraints and slow the path down (pmlb_magic, 2000 rows: no progress after
         100 steps, against 22 steps with 0.01).
+    fit_from : float, default=10.0
+        The active-set fit of the network is tried at every step once the path's gap
+        bound ``2 mu P`` is below ``fit_from * tol`` times the dual value.
 
     Notes
     -----
     ``max_iter`` counts Newton steps (each output column takes one per iteration).
-    ``init=(coef, intercept)`` warm-starts from the gradient of the loss at that
-    point, scaled into the interior of the dual feasible set.
+    ``init=(coef, intercept)`` is the starting primal point, and the loss gradient
+    there, scaled onto the dual feasible set, the starting dual bound: a fit of an
+    already solved problem stops at once. The central path itself starts from the
+    constant model (interior-point methods gain little from warm starts; started next
+    to the init's dual point, regularization paths took more Newton steps than cold).
     """
 
     name = "barrier"
@@ -136,7 +143,9 @@ class DualBarrier(Solver):
         max_centering_steps: int = 8,
         active_band: float = 1e-3,
         domain_weight: float = 0.01,
+        fit_from: float = 10.0,
     ):
+        self.fit_from = fit_from
         self.domain_weight = domain_weight
         self.active_band = active_band
         self.max_samples = max_samples
@@ -243,14 +252,12 @@ class DualBarrier(Solver):
                 value = -conj(exact, col.j)
                 if np.isfinite(value) and value > col.dual:
                     col.dual, col.best_theta = value, exact
-                # ... and a start strictly inside it for the path
-                warm = interior(gi[:, col.j].copy(), col.j, 0.95)
-                # a little of the constant-model point keeps logistic duals off q in {0, 1}
-                cand = 0.999 * warm + 0.001 * col.theta
-                if np.isfinite(conj(cand, col.j)):
-                    col.theta = cand
+                # the path itself starts from the constant model's dual point: started
+                # next to the init's (on the constraints' boundary) it took more Newton
+                # steps along regularization paths than a cold start (tests/test_path.py)
             primal_init = (coef_i, b_i)
 
+        J0_cols = [loss.value(np.full((pos.size, 1), b0[j]), Y[:, [j]], w) for j in range(c)]
         history = History()
         curve: list[float] = []
         progress = ProgressPrinter(verbose, self.name, max_iter=max_iter, tol=tol)
@@ -342,8 +349,10 @@ class DualBarrier(Solver):
             if gap <= tol * abs(col.primal) or gap <= floor:
                 col.done = True
 
-        # iteration 0: the starting primal point(s) and the starting dual points
+        # iteration 0: the starting primal point(s) and the starting dual points;
+        # mu starts at the constant model's gap over P (its central point has gap <= mu P)
         for col in cols:
+            col.mu = max(float(J0_cols[col.j]) + conj(col.theta, col.j), floor) / P
             if primal_init is not None:
                 V = primal_init[0][:, :, col.j]
                 Zv = rows(op.matvec(V[:, :, None]))[:, 0] + primal_init[1][col.j]
@@ -352,9 +361,7 @@ class DualBarrier(Solver):
                 )
                 record(col, V, float(primal_init[1][col.j]), value)
             else:
-                record(col, np.zeros((P, op.n_inputs)), float(b0[col.j]),
-                       loss.value(np.full((pos.size, 1), b0[col.j]), Y[:, [col.j]], w))
-            col.mu = max(col.primal - col.dual, floor) / P
+                record(col, np.zeros((P, op.n_inputs)), float(b0[col.j]), float(J0_cols[col.j]))
 
         def report(it):
             primal = sum(col.primal for col in cols)
@@ -379,10 +386,13 @@ class DualBarrier(Solver):
                 bound = 2.0 * col.mu * P
                 centering = self.centering if bound > 0.5 * tol * abs(col.dual) else 1e-8
                 self._newton_step(col, op, loss, Y, w, alpha2, block_products, rows, conj, ones, centering)
-                g = block_products(col.theta)
-                s = alpha2 - np.einsum("kp,kp->k", g, g)
+                if col.products is None:
+                    col.products = self._products(col.theta, block_products, alpha2)
+                g, s = col.products
                 record(col, *read_primal(col, g, s))
-                if centering < self.centering and not col.done:
+                # the active-set fit is cheap next to a Newton step and often certifies
+                # well before the barrier's own primal point does
+                if bound <= self.fit_from * tol * abs(col.dual) and not col.done:
                     fitted = active_set_primal(col, g, s)
                     if fitted is not None:
                         record(col, *fitted)
@@ -411,8 +421,7 @@ class DualBarrier(Solver):
         """
         theta, mu, j = col.theta, col.mu, col.j
         yj = Y[:, [j]]
-        g = block_products(theta)  # (P, p)
-        s = alpha2 - np.einsum("kp,kp->k", g, g)
+        g, s = col.products if col.products is not None else self._products(theta, block_products, alpha2)
         Zimg = rows(op.block_images(g))  # (n_pos, P): z_k = A_k g_k
         dL, hL = loss.conjugate_derivatives(theta[:, None], yj, w)
         _, dB, hB = loss.domain_barrier(theta[:, None], yj, w)
@@ -465,12 +474,16 @@ class DualBarrier(Solver):
         t = min(1.0, 0.95 * t_max)
 
         def interior(t):
-            # checked on the recomputed products: rounding must not leave the interior
+            # g is linear in theta: g + t d is exact up to rounding of order eps * alpha^2;
+            # only a point that close to the boundary is checked on recomputed products
             cand = theta + t * step
-            gc = block_products(cand)
-            return bool((alpha2 - np.einsum("kp,kp->k", gc, gc)).min(initial=np.inf) > 0) and bool(
-                np.isfinite(conj(cand, j))
-            )
+            gc = g + t * d
+            sc = alpha2 - np.einsum("kp,kp->k", gc, gc)
+            if sc.min(initial=np.inf) <= 1e-10 * alpha2:
+                gc = block_products(cand)
+                sc = alpha2 - np.einsum("kp,kp->k", gc, gc)
+            col.products = (gc, sc)
+            return bool(sc.min(initial=np.inf) > 0) and bool(np.isfinite(conj(cand, j)))
 
         if centred:
             while t > 1e-14 and not interior(t):
@@ -480,7 +493,7 @@ class DualBarrier(Solver):
                 col.mu = mu - t * drop
                 col.steps_at_mu = 0
             else:
-                col.stalled = True
+                col.stalled, col.products = True, (g, s)
             return
 
         def phi(t):
@@ -502,9 +515,15 @@ class DualBarrier(Solver):
             t *= 0.5
         if t <= 1e-14:
             # no progress possible at this mu: rounding level reached
-            col.stalled = True
+            col.stalled, col.products = True, (g, s)
             return
-        col.theta = theta + t * step
+        col.theta = theta + t * step  # interior(t) left col.products for it
+
+    @staticmethod
+    def _products(theta, block_products, alpha2):
+        """``(g, s)``: the blocks' ``g_k = A_k^T theta`` and slacks ``alpha^2 - |g_k|^2``."""
+        g = block_products(theta)
+        return g, alpha2 - np.einsum("kp,kp->k", g, g)
 
     @staticmethod
     def _assemble(cols, P, p, c):
