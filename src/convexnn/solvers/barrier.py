@@ -116,6 +116,11 @@ class DualBarrier(Solver):
         the domain's boundary; with weight 1 its ``2 n`` terms dominate the ``P`` block
         constraints and slow the path down (pmlb_magic, 2000 rows: no progress after
         100 steps, against 22 steps with 0.01).
+    single_precision : bool, default=True
+        Form and factor the Newton matrix in float32 (with one float64 refinement per
+        solve) until the path's gap bound is within ``fit_from * tol``; float64 after
+        that. Only the Newton steps are affected, never the reported points or the
+        certificate (pmlb_magic, 2000 rows: 9.1 s against 6.7 s, same 23 steps).
     fit_from : float, default=10.0
         The active-set fit of the network is tried at every step once the path's gap
         bound ``2 mu P`` is below ``fit_from * tol`` times the dual value.
@@ -144,7 +149,9 @@ class DualBarrier(Solver):
         active_band: float = 1e-3,
         domain_weight: float = 0.01,
         fit_from: float = 10.0,
+        single_precision: bool = True,
     ):
+        self.single_precision = single_precision
         self.fit_from = fit_from
         self.domain_weight = domain_weight
         self.active_band = active_band
@@ -385,14 +392,17 @@ class DualBarrier(Solver):
                 # moving on: the primal read off theta is only accurate near the path
                 bound = 2.0 * col.mu * P
                 centering = self.centering if bound > 0.5 * tol * abs(col.dual) else 1e-8
-                self._newton_step(col, op, loss, Y, w, alpha2, block_products, rows, conj, ones, centering)
+                late = bound <= self.fit_from * tol * abs(col.dual)
+                single = self.single_precision and not late
+                self._newton_step(col, op, loss, Y, w, alpha2, block_products, rows, conj, ones,
+                                  centering, single)
                 if col.products is None:
                     col.products = self._products(col.theta, block_products, alpha2)
                 g, s = col.products
                 record(col, *read_primal(col, g, s))
                 # the active-set fit is cheap next to a Newton step and often certifies
                 # well before the barrier's own primal point does
-                if bound <= self.fit_from * tol * abs(col.dual) and not col.done:
+                if late and not col.done:
                     fitted = active_set_primal(col, g, s)
                     if fitted is not None:
                         record(col, *fitted)
@@ -409,7 +419,8 @@ class DualBarrier(Solver):
         return Solution(coef, b, [self._dual_point(cols, full, n)], n_iter, curve, history)
 
     # -- pieces ----------------------------------------------------------------------------
-    def _newton_step(self, col, op, loss, Y, w, alpha2, block_products, rows, conj, ones, centering):
+    def _newton_step(self, col, op, loss, Y, w, alpha2, block_products, rows, conj, ones, centering,
+                     single=False):
         """One Newton step on the barrier problem of ``col`` (in place).
 
         Away from the central path: a damped Newton step at fixed ``mu`` (Armijo
@@ -432,25 +443,42 @@ class DualBarrier(Solver):
         # gradient stays exact, so this only affects the step, never the point)
         weight = 2.0 * mu / s
         keep = weight * (1.0 + 2.0 * (alpha2 - s) / s) >= self.prune * weight.max()
-        H = rows(rows(op.weighted_gram(np.where(keep, weight, 0.0))).T).T
-        H += _symmetric_square(Zimg[:, keep] * (2.0 * np.sqrt(mu) / s[keep])[None, :])
+        H = rows(rows(op.weighted_gram(np.where(keep, weight, 0.0), single)).T).T
+        H += _symmetric_square(Zimg[:, keep] * (2.0 * np.sqrt(mu) / s[keep])[None, :], single)
         H[np.diag_indices_from(H)] += hL[:, 0] + kappa * mu * hB[:, 0]
         factor = None
+        if single:
+            # float32 Cholesky with one float64 refinement step per solve; a matrix too
+            # ill-conditioned for float32 (late in the path) falls back to float64
+            try:
+                low = cho_factor(H.astype(np.float32), lower=True, check_finite=False)
+                if np.all(np.isfinite(low[0].diagonal())):
+                    factor = low
+            except LinAlgError:
+                pass
         ridge = 0.0
         for _ in range(6):
+            if factor is not None:
+                break
             try:
                 factor = cho_factor(H, lower=True, check_finite=False)
-                break
             except LinAlgError:
                 ridge = max(ridge * 100, 1e-12 * float(np.abs(np.diag(H)).max()))
                 H[np.diag_indices_from(H)] += ridge
         if factor is None:
             col.stalled = True
             return
-        e = cho_solve(factor, ones, check_finite=False)
+
+        def raw_solve(r):
+            x = cho_solve(factor, r.astype(factor[0].dtype), check_finite=False).astype(float)
+            if factor[0].dtype != np.float64:
+                x += cho_solve(factor, (r - H @ x).astype(factor[0].dtype), check_finite=False)
+            return x
+
+        e = raw_solve(ones)
 
         def solve(r):  # -H^{-1} r restricted to 1^T step = 0
-            a = cho_solve(factor, r, check_finite=False)
+            a = raw_solve(r)
             return -a + e * (a.sum() / e.sum())
 
         newton = solve(grad)
