@@ -93,6 +93,13 @@ class ConvexProgram:
         """Network outputs :math:`\\mathcal A(V) + b`, shape ``(n_samples, n_outputs)``."""
         return self.operator.matvec(coef) + intercept[None, :]
 
+    def adjoint(self, Theta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Adjoint of :math:`(V, b) \\mapsto \\mathcal A(V) + \\mathbf 1 b^\\top`:
+        :math:`(\\mathcal A^*(\\Theta), \\Theta^\\top \\mathbf 1)`, the second being the
+        column sums over samples, shape ``(n_outputs,)`` (a hook:
+        :mod:`convexnn.distributed` sums both over all ranks in one reduction)."""
+        return self.operator.rmatvec(Theta), Theta.sum(axis=0)
+
     def data_fit(self, Z: np.ndarray) -> tuple[float, np.ndarray]:
         """Loss value and gradient with respect to the outputs ``Z``."""
         return self.loss.value_and_gradient(Z, self.Y, self.sample_weight)

@@ -57,7 +57,8 @@ class FISTA(Solver):
 
         def adjoint(dz):
             dZ = dz.reshape(-1, program.n_outputs)
-            return np.concatenate([program.operator.rmatvec(dZ).ravel(), dZ.sum(axis=0)])
+            G, g_intercept = program.adjoint(dZ)
+            return np.concatenate([G.ravel(), g_intercept])
 
         problem = Composite(forward, smooth, adjoint, flat.prox, flat.nonsmooth)
         x0 = flat.start(init)
