@@ -346,22 +346,7 @@ class ShardedLoss(Loss):
         row by :math:`\\sum_r w_r^\\top Q_r - \\pi`, then mix with :math:`\\pi` by the
         largest weight ``t`` any row of any rank needs to re-enter the simplex.
         """
-        comm = self.comm
-        if isinstance(self.inner, SquaredLoss):
-            return Theta - w[:, None] * comm.sum(Theta.sum(axis=0))[None, :]
-        pos = w > 0
-        Q = np.zeros_like(Theta)
-        Q[pos] = Theta[pos] / w[pos][:, None] + Y[pos]
-        prior = comm.sum(w @ Y)
-        Q = Q - (comm.sum(w @ Q) - prior)[None, :]
-        P = self.inner._probabilities(Q)
-        P_prior = self.inner._probabilities(prior[None, :])[0]
-        with np.errstate(divide="ignore", invalid="ignore"):
-            need = np.where(P < 0, -P / (P_prior[None, :] - P), 0.0)
-        t = float(comm.max(np.max(need[pos], initial=0.0)))
-        t = min(1.0, t * (1 + 1e-12) + (1e-16 if t > 0 else 0.0))
-        Q = (1 - t) * Q + t * prior[None, :]
-        return w[:, None] * (Q - Y) * pos[:, None]
+        return self.inner.project_dual(Theta, Y, w, self.comm.sum, self.comm.max)
 
     def link(self, Z):
         """Inverse link, per row."""

@@ -27,6 +27,10 @@ from scipy.special import expit, log_expit, logsumexp, softmax, xlogy
 __all__ = ["Loss", "SquaredLoss", "LogisticLoss", "SoftmaxCrossEntropy"]
 
 
+def _identity(x):
+    return x
+
+
 class Loss(ABC):
     """A convex, smooth loss :math:`\\ell(z, y)` summed with sample weights.
 
@@ -59,12 +63,18 @@ class Loss(ABC):
         """
 
     @abstractmethod
-    def project_dual(self, Theta: np.ndarray, Y: np.ndarray, w: np.ndarray) -> np.ndarray:
+    def project_dual(
+        self, Theta: np.ndarray, Y: np.ndarray, w: np.ndarray, total=None, largest=None
+    ) -> np.ndarray:
         """Map ``Theta`` to a nearby point with zero column sums inside ``dom L*``.
 
         The free intercept makes :math:`\\mathbf 1^\\top\\Theta = 0` a dual constraint.
         At an optimal intercept the gradient already satisfies it up to rounding; this
         repairs the rounding without leaving the conjugate's domain.
+
+        ``total`` and ``largest`` (identity by default) turn the sums and maxima over
+        these rows into sums and maxima over all rows when the samples are split across
+        processes (:mod:`convexnn.distributed`).
         """
 
     #: Whether :meth:`conjugate_derivatives` and :meth:`dual_step_limit` are available:
@@ -141,9 +151,10 @@ class SquaredLoss(Loss):
         T, W = Theta[pos], w[pos][:, None]
         return float(np.sum(T * T / (2 * W) + T * Y[pos]))
 
-    def project_dual(self, Theta, Y, w):
+    def project_dual(self, Theta, Y, w, total=None, largest=None):
         # Euclidean projection in the metric sum |Theta_i|^2 / w_i; domain is everything.
-        return Theta - w[:, None] * Theta.sum(axis=0, keepdims=True)
+        total = total or _identity
+        return Theta - w[:, None] * total(Theta.sum(axis=0))[None, :]
 
     separable_conjugate = True
 
@@ -188,20 +199,21 @@ class _ExponentialFamilyLoss(Loss):
         P = np.clip(P, 0.0, 1.0)
         return float(w[pos] @ xlogy(P, P).sum(axis=1))
 
-    def project_dual(self, Theta, Y, w):
+    def project_dual(self, Theta, Y, w, total=None, largest=None):
+        total, largest = total or _identity, largest or _identity
         pos = w > 0
         Q = np.zeros_like(Theta)
         Q[pos] = Theta[pos] / w[pos][:, None] + Y[pos]
-        prior = w @ Y  # weighted class frequencies pi
+        prior = total(w @ Y)  # weighted class frequencies pi
         # 1) the same shift for every sample makes sum_i w_i q_i = pi exactly
-        Q = Q - (w @ Q - prior)[None, :]
+        Q = Q - (total(w @ Q) - prior)[None, :]
         # 2) mix with pi (which satisfies both constraints) just enough to re-enter
         #    the simplex; t is ~1e-15 when Theta came from an optimal intercept
         P = self._probabilities(Q)
         P_prior = self._probabilities(prior[None, :])[0]
         with np.errstate(divide="ignore", invalid="ignore"):
             need = np.where(P < 0, -P / (P_prior[None, :] - P), 0.0)
-        t = float(np.max(need[pos], initial=0.0))
+        t = float(largest(np.max(need[pos], initial=0.0)))
         t = min(1.0, t * (1 + 1e-12) + (1e-16 if t > 0 else 0.0))
         Q = (1 - t) * Q + t * prior[None, :]
         return w[:, None] * (Q - Y) * pos[:, None]
