@@ -299,3 +299,248 @@ def test_operator_shapes_and_masks():
     assert gated.matvec(np.zeros((5, 3, 2))).shape == (11, 2)
     assert gated.rmatvec(np.zeros((11, 2))).shape == (5, 3, 2)
     assert cone.rmatvec(np.zeros((11, 2))).shape == (10, 3, 2)
+
+
+# ======================================================= chunked masks, bounded memory
+# Issue 3, goal 5: no n x P float64 array is built. Masks are computed over row chunks
+# (patterns._row_chunks) and stored once, as booleans; the operators form signs and
+# activation diagonals per chunk. These tests shrink the chunk budget so that the data
+# below spans several chunks.
+
+import tracemalloc  # noqa: E402
+
+import convexnn.patterns as patterns  # noqa: E402
+from convexnn.network import Network  # noqa: E402
+from convexnn.patterns import _row_chunks, _unique_nonempty  # noqa: E402
+
+
+def _exact_data(n, d, P, seed):
+    """Small-integer data and gates: every ``Xa g`` is exact in any summation order, and
+    many rows lie exactly on a gate's hyperplane (``Xa g == 0``, mask False)."""
+    rng = np.random.default_rng(seed)
+    X = rng.integers(-3, 4, size=(n, d)).astype(float)
+    gates = rng.integers(-2, 3, size=(d + 1, P)).astype(float)
+    return X, gates
+
+
+@pytest.mark.parametrize("n", [1, 511, 512, 1023, 1024, 1537, 5000])
+@pytest.mark.parametrize("width", [1, 7, 3000])
+def test_row_chunks_cover_the_rows_aligned_and_bounded(n, width):
+    elements = 512 * 10
+    chunks = list(_row_chunks(n, width, elements))
+    rows = max(512, elements // width // 512 * 512)
+    assert chunks[0].start == 0 and chunks[-1].stop == n
+    assert all(a.stop == b.start for a, b in zip(chunks, chunks[1:]))
+    assert all(s.start % 512 == 0 for s in chunks)  # aligned with BLAS row blocks
+    assert all(s.stop - s.start == rows for s in chunks[:-1])
+    # the last chunk absorbs a short tail: never a tiny product, never above rows + 511
+    last = chunks[-1].stop - chunks[-1].start
+    assert last <= rows + 511 and (len(chunks) == 1 or last >= 512)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_chunked_masks_equal_unchunked(monkeypatch, seed):
+    Xi, Gi = _exact_data(2203, 4, 9, seed)
+    rng = np.random.default_rng(seed)
+    Xf, Gf = rng.normal(size=(2203, 4)), rng.normal(size=(5, 9))
+    reference = {k: (X @ G[:-1] + G[-1]) > 0 for k, (X, G) in {"int": (Xi, Gi), "float": (Xf, Gf)}.items()}
+    on_plane = (Xi @ Gi[:-1] + Gi[-1]) == 0
+    assert on_plane.mean() > 0.05  # the strict inequality is exercised
+    monkeypatch.setattr(patterns, "_CHUNK_ELEMENTS", 9 * 512)  # 512-row chunks: 4 of them
+    assert len(list(_row_chunks(2203, 9))) == 4
+    for key, (X, G) in {"int": (Xi, Gi), "float": (Xf, Gf)}.items():
+        M = masks_from_gates(X, G)
+        assert M.dtype == bool and M.shape == (2203, 9)
+        np.testing.assert_array_equal(M, reference[key])
+        np.testing.assert_array_equal(GatedOperator(X, G).masks, reference[key])
+    assert not masks_from_gates(Xi, Gi)[on_plane].any()
+
+
+def _reference_unique_nonempty(X, gates):
+    """The unchunked selection: first gate of each distinct non-empty mask."""
+    M = (X @ gates[:-1] + gates[-1]) > 0
+    _, first = np.unique(np.packbits(M, axis=0), axis=1, return_index=True)
+    unique = np.zeros(gates.shape[1], dtype=bool)
+    unique[first] = True
+    return gates[:, np.flatnonzero(M.any(axis=0) & unique)]
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_chunked_unique_nonempty_and_samplers_equal_unchunked(monkeypatch, seed):
+    X, G = _exact_data(2203, 2, 60, seed)  # few distinct masks: duplicates and empties
+    G[:, :3] = [[0.0] * 3] * 2 + [[-1.0, 0.0, -5.0]]  # empty masks
+    expected = _reference_unique_nonempty(X, G)
+    assert expected.shape[1] < G.shape[1] - 3  # duplicates were removed too
+    rng = np.random.default_rng(seed)
+    Xf = rng.normal(size=(2203, 3)) * [1.0, 10.0, 1e-3] + 5.0
+    Pn = 40
+    # DataSampler's unchunked reference: thresholds from the whole projection X @ W
+    r = np.random.RandomState(seed)
+    scale = Xf.std(axis=0)
+    W = r.standard_normal((3, Pn)) / scale[:, None]
+    i, j, t = r.randint(2203, size=Pn), r.randint(2203, size=Pn), r.uniform(size=Pn)
+    proj = Xf @ W
+    cols = np.arange(Pn)
+    data_gates = _reference_unique_nonempty(
+        Xf, np.vstack([W, -(t * proj[i, cols] + (1 - t) * proj[j, cols])[None, :]])
+    )
+    monkeypatch.setattr(patterns, "_CHUNK_ELEMENTS", 1)  # 512-row chunks
+    assert len(list(_row_chunks(2203, 60))) == 4
+    np.testing.assert_array_equal(_unique_nonempty(X, G), expected)
+    ours = DataSampler(Pn).sample(Xf, seed).gates
+    assert ours.shape == data_gates.shape
+    np.testing.assert_allclose(ours, data_gates, rtol=1e-13, atol=0)
+    np.testing.assert_array_equal(masks_from_gates(Xf, ours), masks_from_gates(Xf, data_gates))
+
+
+def _dense_blocks(X, gates, diag):
+    """``[diag_k * Xa]_k`` side by side: the dense matrix of ``V -> sum_k diag_k Xa V_k``."""
+    Xa = augment(X)
+    return np.hstack([diag[:, [k]] * Xa for k in range(gates.shape[1])])
+
+
+@pytest.mark.parametrize("activation", ["gated_relu", "relu", "leaky_relu", "abs"])
+@pytest.mark.parametrize("c", [1, 2])
+def test_chunked_operator_products_equal_dense_reference(monkeypatch, activation, c):
+    n, d, P = 1601, 3, 5
+    rng = np.random.default_rng(c)
+    X = rng.normal(size=(n, d))
+    gates = rng.normal(size=(d + 1, P))
+    M = ((X @ gates[:-1] + gates[-1]) > 0).astype(float)
+    E = 2 * M - 1
+    monkeypatch.setattr(patterns, "_CHUNK_ELEMENTS", 1)  # 512-row chunks
+    monkeypatch.setattr(operators, "_CHUNK_ELEMENTS", 700 * P * c)  # 700-row chunks
+    gated = GatedOperator(X, gates)
+    np.testing.assert_array_equal(gated.masks, M.astype(bool))
+    if activation == "gated_relu":
+        op, A, S = gated, _dense_blocks(X, gates, M), M
+    else:
+        op = ConeOperator(gated, activation, negative_slope=0.2)
+        a, b = operators.activation_diagonal(activation, 0.2)
+        S = a * M + b
+        A = np.hstack([_dense_blocks(X, gates, S), -_dense_blocks(X, gates, S)])
+        np.testing.assert_array_equal(op.diagonals(), S)
+        np.testing.assert_array_equal(op.signs(), np.hstack([E, E]))
+        np.testing.assert_array_equal(op.gated_signs, E)
+    p = d + 1
+    V = rng.normal(size=(op.n_blocks, p, c))
+    Theta = rng.normal(size=(n, c))
+    np.testing.assert_allclose(op.matvec(V), A @ V.reshape(-1, c), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(op.rmatvec(Theta), (A.T @ Theta).reshape(op.n_blocks, p, c),
+                               rtol=1e-12, atol=1e-12)
+    if activation == "gated_relu":
+        return
+    # the cone: E_k Xa u_j over all blocks, its extremes, and the combined adjoint
+    Xa = augment(X)
+    H = np.stack([Xa @ V[j] for j in range(2 * P)], axis=1)
+    C = H * np.hstack([E, E])[:, :, None]
+    np.testing.assert_allclose(op.cone_values(V), C, rtol=1e-12, atol=1e-12)
+    cmin, hmax = op.cone_extremes(V)
+    np.testing.assert_allclose(cmin, C.min(axis=0), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(hmax, np.abs(H).max(axis=0), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(op.forward_from_preactivations(H), A @ V.reshape(-1, c), atol=1e-12)
+    Lam = rng.uniform(size=(n, 2 * P, c))
+    cone_dense = np.hstack([_dense_blocks(X, gates, E)] * 2)  # [E_k Xa] for the 2P blocks
+    expected = A.T @ Theta - np.stack(
+        [cone_dense[:, j * p:(j + 1) * p].T @ Lam[:, j] for j in range(2 * P)]
+    ).reshape(-1, c)
+    np.testing.assert_allclose(op.adjoint_combined(Theta, Lam).reshape(-1, c), expected,
+                               rtol=1e-12, atol=1e-12)
+    for j in (0, P + 3):
+        np.testing.assert_array_equal(op.cone_matrix(j), cone_dense[:, j * p:(j + 1) * p])
+
+
+def test_block_images_and_weighted_gram_from_boolean_masks():
+    X, gates, gated, _ = _ops(n=31, d=3, P=6, seed=5)
+    M = masks_from_gates(X, gates).astype(float)
+    Xa = augment(X)
+    G = np.random.default_rng(0).normal(size=(6, 4))
+    np.testing.assert_array_equal(gated.block_images(G), M * (Xa @ G.T))
+    c = np.array([0.5, 0.0, 2.0, 1.0, 0.0, 3.0])
+    expected = sum(c[k] * np.outer(M[:, k], M[:, k]) * (Xa @ Xa.T) for k in range(6))
+    np.testing.assert_allclose(gated.weighted_gram(c), expected, rtol=1e-12, atol=1e-12)
+
+
+def test_operators_store_no_float_pattern_arrays():
+    """Per pattern, only the boolean masks are kept (1 byte per sample and pattern)."""
+    X, gates, gated, _ = _ops(n=200, d=3, P=40)
+    for op in (gated, ConeOperator(gated), ConeOperator(gated, "leaky_relu"), ConeOperator(gated, "abs")):
+        for name, value in vars(op).items():
+            if isinstance(value, np.ndarray) and value.size >= 200 * 40:
+                assert value.dtype == bool and value is gated.masks, name
+
+
+def _peak_bytes(fn):
+    """Peak traced allocation (numpy reports its buffers to tracemalloc) while ``fn`` runs."""
+    tracemalloc.start()
+    try:
+        tracemalloc.reset_peak()
+        base = tracemalloc.get_traced_memory()[0]
+        result = fn()
+        return tracemalloc.get_traced_memory()[1] - base, result
+    finally:
+        tracemalloc.stop()
+
+
+def test_memory_stays_below_one_float_pattern_array():
+    """Goal 5: sampling, building the operators and applying them never allocate an
+    ``n x P`` float64 array.
+
+    Bound: the boolean masks (``n P`` bytes) + ``Xa`` (``8 n (d + 1)``) + two float64
+    chunk temporaries, each at most ``8 (rows + 511) P`` with ``rows <= _CHUNK_ELEMENTS
+    / P`` (see ``_row_chunks``), so ``<= 8 (_CHUNK_ELEMENTS + 512 P)`` + 2 MB slack.
+    Here (n = 40000, P = 500, d = 10) that is 94 MB, against 160 MB for a single
+    ``n x P`` float64 array: any such array makes the test fail.
+    """
+    n, d, P = 40_000, 10, 500
+    X = np.random.default_rng(0).normal(size=(n, d))
+    chunk = 8 * (patterns._CHUNK_ELEMENTS + 512 * P)
+    assert operators._CHUNK_ELEMENTS <= patterns._CHUNK_ELEMENTS
+    bound = n * P + 8 * n * (d + 1) + 2 * chunk + 2 * 2**20
+    one_float_array = 8 * n * P
+    assert bound < 0.6 * one_float_array  # the bound discriminates
+    peak, gates = _peak_bytes(lambda: DataSampler(P).sample(X, 0).gates)
+    assert gates.shape[1] > 0.9 * P
+    assert peak < bound, f"DataSampler.sample: {peak / 2**20:.0f} MiB"
+    peak, _ = _peak_bytes(lambda: GaussianSampler(P).sample(X, 0))
+    assert peak < bound, f"GaussianSampler.sample: {peak / 2**20:.0f} MiB"
+    peak, gated = _peak_bytes(lambda: GatedOperator(X, gates))
+    assert peak < bound, f"GatedOperator: {peak / 2**20:.0f} MiB"
+    Pk = gated.n_patterns
+    rng = np.random.default_rng(1)
+    V = rng.normal(size=(Pk, d + 1, 1))
+    Theta = rng.normal(size=(n, 1))
+    for name, fn in [("matvec", lambda: gated.matvec(V)), ("rmatvec", lambda: gated.rmatvec(Theta)),
+                     ("masks_from_gates", lambda: masks_from_gates(X, gates))]:
+        peak, _ = _peak_bytes(fn)
+        assert peak < bound, f"{name}: {peak / 2**20:.0f} MiB"
+    for activation in ("relu", "abs"):
+        peak, cone = _peak_bytes(lambda: ConeOperator(gated, activation))
+        assert peak < 2**20, f"ConeOperator({activation!r}): {peak / 2**20:.0f} MiB"
+        U = rng.normal(size=(2 * Pk, d + 1, 1))
+        for name, fn in [("matvec", lambda: cone.matvec(U)), ("rmatvec", lambda: cone.rmatvec(Theta)),
+                         ("cone_extremes", lambda: cone.cone_extremes(U))]:
+            peak, _ = _peak_bytes(fn)
+            assert peak < bound, f"ConeOperator({activation!r}).{name}: {peak / 2**20:.0f} MiB"
+
+
+def test_network_forward_is_chunked(monkeypatch):
+    """``Network.forward`` equals ``hidden(X) @ W2 + b2`` without forming ``hidden(X)``."""
+    n, d, m = 20_000, 4, 400
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(n, d))
+    gates = rng.normal(size=(d + 1, m))
+    for activation in ("relu", "gated_relu", "leaky_relu", "abs"):
+        net = Network([rng.normal(size=(d, m)), rng.normal(size=(m, 2))], [rng.normal(size=m), rng.normal(size=2)],
+                      activation, gates if activation == "gated_relu" else None,
+                      negative_slope=0.1 if activation == "leaky_relu" else None)
+        expected = net.hidden(X) @ net.coefs[1] + net.intercepts[1]
+        monkeypatch.setattr(patterns, "_CHUNK_ELEMENTS", 1_000_000)  # 2048-row chunks
+        assert len(list(_row_chunks(n, m))) > 5
+        peak, out = _peak_bytes(lambda: net.forward(X))
+        monkeypatch.undo()
+        np.testing.assert_allclose(out, expected, rtol=1e-12, atol=1e-12)
+        # a few chunk temporaries (~8 MB each), far below one n x m float64 (64 MB)
+        assert peak < 0.6 * 8 * n * m, f"{activation}: {peak / 2**20:.0f} MiB"
+    empty = net.forward(X[:0])
+    assert empty.shape == (0, 2)

@@ -52,7 +52,7 @@ def test_make_feasible_is_the_euclidean_projection(seed):
     # compare one block with the projection computed by cvxpy
     P = op.n_patterns
     for j in (0, P + 1):
-        G = op._signs[:, j % P, None] * op.gated.Xa
+        G = op.cone_matrix(j)
         u = cp.Variable(U.shape[1])
         cp.Problem(cp.Minimize(cp.sum_squares(u - U[j, :, 0])), [G @ u >= 0]).solve(
             solver="CLARABEL"

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .losses import Loss
+from .patterns import _row_chunks
 
 __all__ = ["Network"]
 
@@ -78,8 +79,17 @@ class Network:
         raise ValueError(f"unknown activation {self.activation!r}")
 
     def forward(self, X: np.ndarray) -> np.ndarray:
-        """Outputs, shape ``(n_samples, n_outputs)``."""
-        return self.hidden(X) @ self.coefs[1] + self.intercepts[1]
+        """Outputs, shape ``(n_samples, n_outputs)``.
+
+        Computed in chunks of rows, so the hidden activations (``n_samples x n_neurons``)
+        are never formed whole; each row's value is the one :meth:`hidden` gives.
+        """
+        X = np.asarray(X)
+        W2, b2 = self.coefs[1], self.intercepts[1]
+        parts = [self.hidden(X[s]) @ W2 + b2 for s in _row_chunks(X.shape[0], self.n_neurons)]
+        if len(parts) == 1:
+            return parts[0]
+        return np.concatenate(parts) if parts else self.hidden(X) @ W2 + b2
 
     def weight_decay(self) -> float:
         """:math:`\\tfrac12(\\lVert W_1\\rVert^2 + \\lVert b_1\\rVert^2 + \\lVert W_2\\rVert^2)`.

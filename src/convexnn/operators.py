@@ -146,6 +146,7 @@ class GatedOperator:
         for s in self._chunks(P * c):
             H = (self.Xa[s] @ W).reshape(-1, P, c)
             out[s] = np.einsum("npc,np->nc", H, self.masks[s])  # 0/1 factors: exact
+            del H  # one chunk's temporary alive at a time
         return out
 
     def rmatvec(self, Theta: np.ndarray) -> np.ndarray:
@@ -156,6 +157,7 @@ class GatedOperator:
         for s in self._chunks(P * c):
             T = (self.masks[s][:, :, None] * Theta[s][:, None, :]).reshape(-1, P * c)
             G += self.Xa[s].T @ T
+            del T
         return G.reshape(self.n_inputs, P, c).transpose(1, 0, 2)
 
     def weighted_gram(self, c: np.ndarray) -> np.ndarray:
@@ -370,6 +372,7 @@ class ConeOperator:
             H[:, :P] *= E
             H[:, P:] *= E
             np.minimum(cmin, H.min(axis=0, initial=np.inf), out=cmin)
+            del H
         return cmin, hmax
 
     def forward_from_preactivations(self, H: np.ndarray) -> np.ndarray:

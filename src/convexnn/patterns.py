@@ -69,7 +69,9 @@ def _mask_chunks(X: np.ndarray, gates: np.ndarray):
     for s in _row_chunks(X.shape[0], gates.shape[1]):
         H = X[s] @ W
         H += b
-        yield s, H > 0
+        M = H > 0
+        del H  # one chunk's temporary alive at a time
+        yield s, M
 
 
 def masks_from_gates(X: np.ndarray, gates: np.ndarray) -> np.ndarray:
@@ -179,6 +181,7 @@ class DataSampler(PatternSampler):
             for rows, dst in ((i, proj_i), (j, proj_j)):
                 cols = np.flatnonzero((rows >= s.start) & (rows < s.stop))
                 dst[cols] = proj[rows[cols] - s.start, cols]
+            del proj
         threshold = t * proj_i + (1 - t) * proj_j
         gates = np.vstack([W, -threshold[None, :]])
         return Patterns(_unique_nonempty(X, gates))
