@@ -186,6 +186,9 @@ def test_weighted_gram_and_block_images_match_explicit_sums():
     G = rng.normal(size=(P, p))
     np.testing.assert_allclose(op.block_images(G), np.column_stack([A[k] @ G[k] for k in range(P)]),
                                rtol=1e-12, atol=1e-12)
+    # the float32 variant (early Newton matrices) agrees to float32 rounding
+    np.testing.assert_allclose(op.weighted_gram(c, single=True), explicit, rtol=1e-5,
+                               atol=1e-5 * np.abs(explicit).max())
     with pytest.raises(ValueError, match="non-negative"):
         op.weighted_gram(-c)
 
