@@ -154,6 +154,9 @@ def test_auto_picks_the_barrier_only_where_it_applies():
     labels = (y > 0).astype(float)
     assert isinstance(make_solver("auto", program=_small(LogisticLoss(), labels)), DualBarrier)
     assert isinstance(make_solver("auto"), FISTA)  # no program: the universal solver
+    # below the tolerance it reaches reliably, FISTA
+    assert isinstance(make_solver("auto", program=_small(SquaredLoss(), y), tol=1e-9), FISTA)
+    assert isinstance(make_solver("auto", program=_small(SquaredLoss(), y), tol=1e-8), DualBarrier)
 
 
 def test_estimators_accept_the_barrier_and_reject_it_for_relu():

@@ -160,7 +160,7 @@ class BaseConvexMLP(BaseEstimator):
         """
         patterns = self._patterns(X)
         program = self._program(X, Y, w, patterns)
-        solver = make_solver(self.solver, program=program)
+        solver = make_solver(self.solver, program=program, tol=self.tol)
         solver.check(program)
         init = None
         if self.warm_start and hasattr(self, "convex_coef_") and self.convex_coef_.shape == program.coef_shape:

@@ -54,7 +54,8 @@ _PARAMS_DOC = """
         steps on ``n_samples x n_samples`` systems; certifies tight gaps (1e-6 and
         below) in seconds for up to a few thousand samples.
         ``"auto"``: ``"barrier"`` for gated ReLU when it applies and there are at
-        most 2000 samples (squared loss) or 600 (logistic loss), else ``"fista"``.
+        most 2000 samples (squared loss) or 600 (logistic loss) and ``tol >= 1e-8``,
+        else ``"fista"``.
         ``"cvxpy"`` (extra) is the interior-point reference for tiny problems.
     tol : float, default=1e-3
         Target relative duality gap ``(primal - dual) / primal``.

@@ -16,6 +16,8 @@ __all__ = [
     "Solution",
     "Solver",
     "make_solver",
+    "AUTO_BARRIER_MAX_SAMPLES",
+    "AUTO_BARRIER_MIN_TOL",
     "SOLVERS",
 ]
 
@@ -31,9 +33,12 @@ SOLVERS: dict[str, type[Solver]] = {
 #: the barrier is 1.3-11x faster up to 2000 samples; logistic loss, 1.3-2x faster at 500
 #: samples and 0.7-0.9x at 1000 (its Newton steps cost O(n^2 P + n^3)).
 AUTO_BARRIER_MAX_SAMPLES = {"squared": 2000, "other": 600}
+#: ... and only for tolerances it reaches reliably: below ~1e-8 relative its path can
+#: stall in rounding (seen: 2.4e-8 on a small logistic problem asked for 1e-9).
+AUTO_BARRIER_MIN_TOL = 1e-8
 
 
-def make_solver(spec, cone: bool | None = None, program=None) -> Solver:
+def make_solver(spec, cone: bool | None = None, program=None, tol: float | None = None) -> Solver:
     """Turn the estimators' ``solver`` parameter into a :class:`Solver`.
 
     ``"auto"`` picks, for the gated program (given ``program``), the sample-space
@@ -41,12 +46,14 @@ def make_solver(spec, cone: bool | None = None, program=None) -> Solver:
     ``n_samples`` is at most :data:`AUTO_BARRIER_MAX_SAMPLES` (squared loss: 2000,
     logistic loss: 600); otherwise FISTA, which solves every program (for the ReLU
     program its proximal step projects onto the cones exactly, so every iterate is
-    feasible). Without ``program`` it picks FISTA.
+    feasible). Without ``program``, or for ``tol`` below :data:`AUTO_BARRIER_MIN_TOL`,
+    it picks FISTA.
     """
     if isinstance(spec, Solver):
         return spec
     if spec == "auto":
-        if program is not None and not program.has_cone:
+        tight = tol is not None and tol < AUTO_BARRIER_MIN_TOL
+        if program is not None and not program.has_cone and not tight:
             barrier = DualBarrier()
             kind = "squared" if isinstance(program.loss, SquaredLoss) else "other"
             n = int((program.sample_weight > 0).sum())
