@@ -649,13 +649,7 @@ def fit(estimator, X_local, y_local, sample_weight=None, *, group=None):
         ShardedLoss(base.loss, comm), base.penalty, ShardedOperator(base.operator, comm),
         base.Y, base.sample_weight, base.alpha, base.complete, comm=comm,
     )
-    init = None
-    if (
-        estimator.warm_start
-        and hasattr(estimator, "convex_coef_")
-        and estimator.convex_coef_.shape == program.coef_shape
-    ):
-        init = (estimator.convex_coef_, estimator.intercepts_[1])
+    init = estimator._warm_init(program)
     with ProgressScope():
         solution = solver.solve(
             program, tol=estimator.tol, max_iter=estimator.max_iter, init=init,

@@ -162,9 +162,7 @@ class BaseConvexMLP(BaseEstimator):
         program = self._program(X, Y, w, patterns)
         solver = make_solver(self.solver, program=program, tol=self.tol)
         solver.check(program)
-        init = None
-        if self.warm_start and hasattr(self, "convex_coef_") and self.convex_coef_.shape == program.coef_shape:
-            init = (self.convex_coef_, self.intercepts_[1])
+        init = self._warm_init(program)
         # Ctrl-C during the solve keeps the last gap check's state (see ProgressScope)
         with ProgressScope() as scope:
             try:
@@ -180,6 +178,13 @@ class BaseConvexMLP(BaseEstimator):
                     scope.history, interrupted=True,
                 )
         return program, solution
+
+    def _warm_init(self, program) -> tuple[np.ndarray, np.ndarray] | None:
+        """The previous fit's ``(convex_coef_, output intercept)`` as the solver's start,
+        when ``warm_start`` is set and it has ``program``'s shape; else None."""
+        if self.warm_start and hasattr(self, "convex_coef_") and self.convex_coef_.shape == program.coef_shape:
+            return self.convex_coef_, self.intercepts_[1]
+        return None
 
     def _network(self, program, coef, intercept) -> Network:
         """The network read off a (feasible) convex solution. A hook for subclasses."""

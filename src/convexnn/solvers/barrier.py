@@ -231,18 +231,21 @@ class DualBarrier(Solver):
         J0, grad0 = program.data_fit(np.array(Z0))
         grad0 = rows(grad0)
 
-        def interior(theta, j, margin):
-            """Scale ``theta`` so every block has ``|g_k| <= margin * alpha``."""
+        def largest_block(theta):
+            """:math:`\\max_k |g_k|` at ``theta``."""
             g = block_products(theta)
-            top = float(np.sqrt(np.einsum("kp,kp->k", g, g).max(initial=0.0)))
+            return float(np.sqrt(np.einsum("kp,kp->k", g, g).max(initial=0.0)))
+
+        def interior(theta, margin, top):
+            """``theta`` scaled so every block has ``|g_k| <= margin * alpha``."""
             return theta if top <= margin * alpha else theta * (margin * alpha / top)
 
         cols: list[_Column] = []
         for j in range(c):
-            col = _Column(j, interior(grad0[:, j].copy(), j, 0.5), mu=np.nan)
             raw = grad0[:, j].copy()
-            g = block_products(raw)
-            if np.einsum("kp,kp->k", g, g).max(initial=0.0) <= alpha2:
+            top = largest_block(raw)
+            col = _Column(j, interior(raw, 0.5, top), mu=np.nan)
+            if top <= alpha:
                 # alpha >= alpha_max: the constant model's gradient is dual optimal
                 col.dual, col.best_theta = -conj(raw, j), raw
             cols.append(col)
@@ -255,7 +258,8 @@ class DualBarrier(Solver):
             gi = rows(loss.project_dual(gi, program.Y, w_all))
             for col in cols:
                 # the init's own certificate (gradient scaled onto the feasible set) ...
-                exact = interior(gi[:, col.j].copy(), col.j, 1.0)
+                warm = gi[:, col.j].copy()
+                exact = interior(warm, 1.0, largest_block(warm))
                 value = -conj(exact, col.j)
                 if np.isfinite(value) and value > col.dual:
                     col.dual, col.best_theta = value, exact
@@ -270,11 +274,13 @@ class DualBarrier(Solver):
         progress = ProgressPrinter(verbose, self.name, max_iter=max_iter, tol=tol)
         floor = 1e-13 * max(abs(J0), np.finfo(float).tiny)
 
-        def evaluate(col, V):
-            """``(V, b, objective)`` with the best intercept for coefficients ``V``."""
+        def evaluate(col, V, b=None):
+            """``(V, b, objective)``, with the best intercept for ``V`` unless ``b`` is given."""
             Zv = rows(op.matvec(V[:, :, None]))[:, 0]
             yj = Y[:, col.j]
-            if isinstance(loss, SquaredLoss):
+            if b is not None:
+                b = float(b)
+            elif isinstance(loss, SquaredLoss):
                 b = float(w @ (yj - Zv))
             else:
                 # one-dimensional convex problem, started where theta says it is
@@ -285,9 +291,7 @@ class DualBarrier(Solver):
                     start = float(b0[col.j])
                 res = minimize_scalar(f, bracket=(start - 1.0, start + 1.0))
                 b = float(res.x) if np.isfinite(res.fun) and res.fun <= f(start) else start
-            value = loss.value((Zv + b)[:, None], yj[:, None], w) + alpha * float(
-                np.sqrt(np.einsum("kp,kp->k", V, V)).sum()
-            )
+            value = loss.value((Zv + b)[:, None], yj[:, None], w) + program.regularizer(V[:, :, None])
             return V, b, value
 
         def read_primal(col, g, s):
@@ -328,8 +332,9 @@ class DualBarrier(Solver):
             active-set fit, then the point with its smallest blocks zeroed (relative
             sizes 1e-2, 1e-4, 1e-6); the first that keeps the certified gap wins.
             """
-            g = block_products(col.theta)
-            s = alpha2 - np.einsum("kp,kp->k", g, g)
+            if col.products is None:
+                col.products = self._products(col.theta, block_products, alpha2)
+            g, s = col.products
             base = np.count_nonzero(np.einsum("kp,kp->k", col.coef, col.coef))
             candidates = []
             fitted = active_set_primal(col, g, s)
@@ -361,12 +366,7 @@ class DualBarrier(Solver):
         for col in cols:
             col.mu = max(float(J0_cols[col.j]) + conj(col.theta, col.j), floor) / P
             if primal_init is not None:
-                V = primal_init[0][:, :, col.j]
-                Zv = rows(op.matvec(V[:, :, None]))[:, 0] + primal_init[1][col.j]
-                value = loss.value(Zv[:, None], Y[:, [col.j]], w) + alpha * float(
-                    np.sqrt(np.einsum("kp,kp->k", V, V)).sum()
-                )
-                record(col, V, float(primal_init[1][col.j]), value)
+                record(col, *evaluate(col, primal_init[0][:, :, col.j], b=primal_init[1][col.j]))
             else:
                 record(col, np.zeros((P, op.n_inputs)), float(b0[col.j]), float(J0_cols[col.j]))
 
@@ -443,7 +443,8 @@ class DualBarrier(Solver):
         # gradient stays exact, so this only affects the step, never the point)
         weight = 2.0 * mu / s
         keep = weight * (1.0 + 2.0 * (alpha2 - s) / s) >= self.prune * weight.max()
-        H = rows(rows(op.weighted_gram(np.where(keep, weight, 0.0), single)).T).T
+        # restricted to the positive-weight rows (and columns: the matrix is symmetric)
+        H = rows(rows(op.weighted_gram(np.where(keep, weight, 0.0), single)).T)
         H += _symmetric_square(Zimg[:, keep] * (2.0 * np.sqrt(mu) / s[keep])[None, :], single)
         H[np.diag_indices_from(H)] += hL[:, 0] + kappa * mu * hB[:, 0]
         factor = None
