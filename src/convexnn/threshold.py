@@ -76,6 +76,8 @@ Both are solved by :func:`water_filling` in :math:`O(n \\log n)`: the solution c
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from .certificates import DualPoint
@@ -87,7 +89,11 @@ from .penalties import ColumnGroupL2, Penalty
 from .programs import ConvexProgram
 
 __all__ = [
+    "DeepThresholdNetwork",
     "PatternDictionary",
+    "apply_layers",
+    "deep_threshold_network",
+    "shattering_layers",
     "closed_form_threshold_regression",
     "collapsed_objective",
     "gates_for_masks",
@@ -366,3 +372,276 @@ def closed_form_threshold_regression(X, y, alpha: float, sample_weight) -> tuple
     coef[: len(c), 0, 0] = c
     return program, coef, np.array([b]), DualPoint(theta)
 
+
+
+# --------------------------------------------------------------------------- deep networks
+
+
+@dataclass
+class DeepThresholdNetwork:
+    """A deep threshold network: ``L - 1`` hidden layers of amplitude-scaled steps.
+
+    .. math::
+
+        h^{(0)} = x, \\qquad
+        h^{(l)} = s^{(l)} \\odot \\mathbb 1\\big[h^{(l-1)} W^{(l)} + b^{(l)} > 0\\big]
+        \\;(l = 1..L-1), \\qquad
+        f(x) = h^{(L-1)} W^{(L)} + c,
+
+    with the training objective (DESIGN.md conventions, weights :math:`w_i` summing to one)
+
+    .. math::
+
+        J = \\sum_i w_i\\, \\ell(f(x_i), y_i)
+            + \\frac{\\alpha}{2}\\Big(\\lVert s^{(L-1)}\\rVert^2
+            + \\lVert W^{(L)}\\rVert_F^2\\Big).
+
+    Only the last hidden layer's amplitudes and the output weights are penalised: every
+    earlier parameter feeds a step, which is invariant to positive rescaling of its
+    input, so a penalty on them could be driven to zero without changing ``f`` (same
+    optimal value, not attained), exactly as for the first layer of the two-layer
+    network (:mod:`convexnn.threshold`).
+
+    Attributes
+    ----------
+    weights : list of ndarray
+        ``[W1 (n_features, m_1), ..., W_{L-1} (m_{L-2}, m_{L-1})]``.
+    biases : list of ndarray
+        ``[b1 (m_1,), ..., b_{L-1} (m_{L-1},)]``.
+    amplitudes : list of ndarray
+        ``[s1 (m_1,), ..., s_{L-1} (m_{L-1},)]``.
+    output_weights : ndarray of shape (m_{L-1}, n_outputs)
+    output_intercept : ndarray of shape (n_outputs,)
+    activation : str
+        Always ``"threshold"``.
+    """
+
+    weights: list
+    biases: list
+    amplitudes: list
+    output_weights: np.ndarray
+    output_intercept: np.ndarray
+    activation: str = "threshold"
+
+    @property
+    def depth(self) -> int:
+        """Number of weight layers ``L``."""
+        return len(self.weights) + 1
+
+    @property
+    def hidden_layer_sizes(self) -> tuple[int, ...]:
+        """Widths ``(m_1, ..., m_{L-1})``."""
+        return tuple(int(W.shape[1]) for W in self.weights)
+
+    @property
+    def n_neurons(self) -> int:
+        """Width of the last hidden layer."""
+        return int(self.output_weights.shape[0])
+
+    @property
+    def coefs(self) -> list[np.ndarray]:
+        """scikit-learn ``MLP`` layout: ``[W1, ..., W_{L-1}, W_L]``."""
+        return [*self.weights, self.output_weights]
+
+    @property
+    def intercepts(self) -> list[np.ndarray]:
+        """scikit-learn ``MLP`` layout: ``[b1, ..., b_{L-1}, c]``."""
+        return [*self.biases, self.output_intercept]
+
+    def hidden(self, X: np.ndarray, n_layers: int | None = None) -> np.ndarray:
+        """Activations :math:`h^{(l)}` of hidden layer ``l = n_layers`` (default ``L - 1``)."""
+        h = np.asarray(X, dtype=float)
+        n_layers = len(self.weights) if n_layers is None else int(n_layers)
+        for W, b, s in zip(self.weights[:n_layers], self.biases[:n_layers], self.amplitudes[:n_layers]):
+            h = (h @ W + b > 0) * s[None, :]
+        return h
+
+    def forward(self, X: np.ndarray) -> np.ndarray:
+        """Outputs, shape ``(n_samples, n_outputs)``."""
+        return self.hidden(X) @ self.output_weights + self.output_intercept
+
+    def weight_decay(self) -> float:
+        """:math:`\\tfrac12(\\lVert s^{(L-1)}\\rVert^2 + \\lVert W^{(L)}\\rVert_F^2)`."""
+        s = self.amplitudes[-1]
+        return 0.5 * float(np.vdot(s, s) + np.vdot(self.output_weights, self.output_weights))
+
+    def objective(self, X: np.ndarray, Y: np.ndarray, sample_weight: np.ndarray, loss, alpha: float) -> float:
+        """The training objective ``J`` (weights sum to one)."""
+        return loss.value(self.forward(X), Y, sample_weight) + alpha * self.weight_decay()
+
+    def named_arrays(self) -> dict[str, np.ndarray]:
+        """Every array under the names ``W1..WL``, ``b1..bL`` (``bL``: the output
+        intercept), ``s1..s{L-1}`` (amplitudes), plus ``depth``."""
+        out: dict[str, np.ndarray] = {"depth": np.asarray(float(self.depth))}
+        for l, (W, b) in enumerate(zip(self.coefs, self.intercepts), start=1):
+            out[f"W{l}"] = np.asarray(W, dtype=np.float64)
+            out[f"b{l}"] = np.asarray(b, dtype=np.float64)
+        for l, s in enumerate(self.amplitudes, start=1):
+            out[f"s{l}"] = np.asarray(s, dtype=np.float64)
+        return out
+
+    def to_torch(self, squeeze_output: bool = False, dtype=None):
+        """The same network as a ``torch.nn.Module`` (needs the ``torch`` extra).
+
+        Parameters
+        ----------
+        squeeze_output : bool
+            Return shape ``(n_samples,)`` instead of ``(n_samples, 1)``.
+        dtype : torch.dtype, default torch.float64
+        """
+        try:
+            import torch
+            from torch import nn
+        except ImportError as exc:  # pragma: no cover - depends on the environment
+            raise ImportError("to_torch() needs the torch extra: pip install 'convexnn[torch]'") from exc
+
+        dtype = torch.float64 if dtype is None else dtype
+        net = self
+
+        def t(a):
+            return torch.as_tensor(np.ascontiguousarray(a, dtype=float), dtype=dtype)
+
+        class DeepThresholdModule(nn.Module):
+            """``h_l = s_l * 1[h_{l-1} W_l + b_l > 0]``, output ``h_{L-1} W_L + c``."""
+
+            def __init__(self):
+                super().__init__()
+                self.squeeze_output = squeeze_output
+                self.weights = nn.ParameterList([nn.Parameter(t(W)) for W in net.weights])
+                self.biases = nn.ParameterList([nn.Parameter(t(b)) for b in net.biases])
+                self.amplitudes = nn.ParameterList([nn.Parameter(t(s)) for s in net.amplitudes])
+                self.W_out = nn.Parameter(t(net.output_weights))
+                self.b_out = nn.Parameter(t(net.output_intercept))
+
+            def forward(self, x):
+                h = x.to(self.W_out.dtype)
+                for W, b, s in zip(self.weights, self.biases, self.amplitudes):
+                    h = (h @ W + b > 0).to(h.dtype) * s
+                out = h @ self.W_out + self.b_out
+                return out[:, 0] if self.squeeze_output else out
+
+        return DeepThresholdModule()
+
+
+def _separating_direction(X: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """A direction ``u`` whose projections ``X u`` separate the distinct rows of ``X``.
+
+    Returns ``(u, v)`` with ``v`` the sorted distinct projections, or ``None`` when the
+    rows are not distinct enough (after 20 tries of a fixed-seed Gaussian direction; for
+    one feature ``u = 1``). The gap between consecutive projections must be at least
+    ``1e-9`` of their spread, so that the midpoints below are robust to rounding.
+    """
+    n_distinct = np.unique(X, axis=0).shape[0]
+    if n_distinct < 2:
+        return None
+    rng = np.random.default_rng(0)  # deterministic: the choice does not change J
+    for attempt in range(20):
+        u = np.ones(1) if X.shape[1] == 1 else rng.normal(size=X.shape[1])
+        p = X @ u
+        v = np.unique(p)
+        spread = float(v[-1] - v[0])
+        if v.size == n_distinct and spread > 0 and np.min(np.diff(v)) > 1e-9 * spread:
+            return u, v
+        if X.shape[1] == 1:
+            break
+    return None
+
+
+def shattering_layers(X, hidden_layer_sizes) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Hidden layers ``1..L-2`` under which the training data is shattered.
+
+    With ``N`` distinct rows of ``X`` and a direction ``u`` separating them (projections
+    :math:`v_1 < \\dots < v_N`), layer 1 has the ``N - 1`` units
+    :math:`\\mathbb 1[x \\cdot u - (v_k + v_{k+1})/2 > 0]` (amplitude 1): on the data
+    its output ``F`` is a staircase, so :math:`[F, 1]` has rank ``N`` and every one of
+    the :math:`2^N` patterns of the distinct points is
+    :math:`\\mathbb 1[[F, 1] g > 0]` for some ``g`` (:func:`gates_for_masks`). Layers
+    ``2..L-2`` copy it (``W = I``, ``b = -1/2``, ``s = 1``). These layers are not
+    penalised (their scale is irrelevant to the steps that follow).
+
+    Width condition: a layer that shatters ``N`` points has width at least ``N - 1``
+    (halfspaces in :math:`\\mathbb R^m` shatter at most ``m + 1`` points), so this
+    construction needs :math:`m_l \\ge N - 1` for ``l = 1..L-2``; the exported layers
+    have exactly ``N - 1`` units (units beyond that would be dead ones).
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, n_features)
+    hidden_layer_sizes : sequence of int
+        ``(m_1, ..., m_{L-1})``, at least two entries.
+
+    Returns
+    -------
+    layers : list of ``(W, b, s)``, length ``L - 2``
+
+    Raises
+    ------
+    ValueError
+        If a width ``m_l`` (``l <= L - 2``) is below ``N - 1``, or the rows of ``X``
+        cannot be separated by a projection (fewer than two distinct rows, or rows
+        distinct only at rounding level).
+    """
+    X = np.asarray(X, dtype=float)
+    sizes = [int(m) for m in hidden_layer_sizes]
+    if len(sizes) < 2:
+        raise ValueError(f"a deep threshold network needs at least two hidden layers; got {sizes}.")
+    found = _separating_direction(X)
+    if found is None:
+        raise ValueError(
+            "the deep threshold network needs at least two distinct training inputs that a "
+            "projection separates (rows equal up to rounding cannot be shattered)."
+        )
+    u, v = found
+    N = v.size
+    narrow = [(l + 1, m) for l, m in enumerate(sizes[:-1]) if m < N - 1]
+    if narrow:
+        l, m = narrow[0]
+        raise ValueError(
+            f"hidden layer {l} has width {m}, but shattering the {N} distinct training inputs "
+            f"needs width >= {N - 1} in hidden layers 1..{len(sizes) - 1} (the width condition "
+            f"of the deep threshold Lasso); use hidden_layer_sizes with those layers >= {N - 1}."
+        )
+    theta = 0.5 * (v[:-1] + v[1:])
+    layers = [(np.repeat(u[:, None], N - 1, axis=1), -theta, np.ones(N - 1))]
+    for _ in range(len(sizes) - 2):
+        layers.append((np.eye(N - 1), np.full(N - 1, -0.5), np.ones(N - 1)))
+    return layers
+
+
+def apply_layers(X, layers) -> np.ndarray:
+    """Forward pass through ``(W, b, s)`` layers: :math:`h \\mapsto s \\odot \\mathbb 1[h W + b > 0]`."""
+    h = np.asarray(X, dtype=float)
+    for W, b, s in layers:
+        h = (h @ W + b > 0) * s[None, :]
+    return h
+
+
+def deep_threshold_network(layers, gates, coef, intercept, penalty: Penalty, max_width: int | None = None) -> DeepThresholdNetwork:
+    """The deep threshold network of a Lasso solution over the patterns of layer ``L - 2``.
+
+    Parameters
+    ----------
+    layers : list of ``(W, b, s)``
+        Hidden layers ``1..L-2`` (:func:`shattering_layers`).
+    gates : ndarray of shape (m_{L-2} + 1, n_patterns)
+        The Lasso dictionary's gates on the layer-``L - 2`` features.
+    coef, intercept, penalty
+        As for :func:`threshold_network`: unit ``k`` of the last hidden layer gets
+        :math:`s_k = \\pm\\sqrt{\\lVert C_k\\rVert}`, :math:`W^{(L)}_k = C_k / s_k`.
+    max_width : int, optional
+        ``m_{L-1}``; a ``ValueError`` is raised when the solution needs more units.
+    """
+    last = threshold_network(gates, coef, intercept, penalty)
+    if max_width is not None and last.n_neurons > max_width:
+        raise ValueError(
+            f"the optimal network needs {last.n_neurons} units in the last hidden layer, but "
+            f"hidden_layer_sizes[-1] = {max_width} (the width condition m_{{L-1}} >= "
+            f"{last.n_neurons}); increase the last hidden layer's width."
+        )
+    return DeepThresholdNetwork(
+        weights=[W for W, _, _ in layers] + [last.coefs[0]],
+        biases=[b for _, b, _ in layers] + [last.intercepts[0]],
+        amplitudes=[s for _, _, s in layers] + [last.amplitudes],
+        output_weights=last.coefs[1],
+        output_intercept=last.intercepts[1],
+    )

@@ -14,7 +14,15 @@ from ..network import Network
 from ..penalties import ColumnGroupL2, NuclearNorm
 from ..programs import ConvexProgram
 from ..solvers import History, Solution
-from ..threshold import PatternDictionary, closed_form_threshold_regression, threshold_network
+from ..threshold import (
+    DeepThresholdNetwork,
+    PatternDictionary,
+    apply_layers,
+    closed_form_threshold_regression,
+    deep_threshold_network,
+    shattering_layers,
+    threshold_network,
+)
 from ._base import BaseConvexMLP
 from .mlp import ConvexMLPClassifier, ConvexMLPRegressor
 
@@ -23,9 +31,10 @@ __all__ = ["ConvexThresholdRegressor", "ConvexThresholdClassifier"]
 # not parameters here: threshold estimators always fit step units
 _CONSTRAINTS = {
     k: v for k, v in BaseConvexMLP._parameter_constraints.items()
-    if k not in ("activation", "negative_slope")
+    if k not in ("activation", "negative_slope", "device", "dtype")
 }
 _CONSTRAINTS["solver"] = [StrOptions({"auto", "fista"}), HasMethods(["solve"])]
+_CONSTRAINTS["hidden_layer_sizes"] = [None, "array-like"]
 
 _OBJECTIVE_DOC = """
     The network, with ``m = n_neurons_`` hidden units of amplitude :math:`s_j`, is
@@ -58,6 +67,40 @@ _OBJECTIVE_DOC = """
     has :math:`s_k = \\pm\\sqrt{\\lVert C_k\\rVert}`, :math:`W_{2,k} = C_k / s_k`, and the
     network's ``J`` equals the Lasso objective exactly. With several outputs each unit
     feeds every output (row-group Lasso).
+
+    **Deeper networks** (``hidden_layer_sizes=(m_1, ..., m_{L-1})`` with ``L - 1 >= 2``
+    hidden layers; Ergen, Gulluk, Lacotte & Pilanci, ICLR 2023, Section 3). The
+    network is :math:`h^{(l)} = s^{(l)} \odot \mathbb 1[h^{(l-1)} W_l + b_l > 0]`,
+    :math:`f = h^{(L-1)} W_L + b_L` (:class:`~convexnn.threshold.DeepThresholdNetwork`),
+    with
+
+    .. math::
+
+        J = \frac1n \sum_i \ell(f(x_i), y_i)
+            + \frac{\alpha}{2}\left(\lVert s^{(L-1)}\rVert^2 + \lVert W_L\rVert^2\right)
+
+    (every earlier parameter feeds a scale-invariant step and is not penalised). Each
+    last-layer unit acts on the data through a pattern
+    :math:`\mathbb 1[[h^{(L-2)}, 1] g > 0]`, so for fixed layers ``1..L-2`` training is
+    the Lasso above over the patterns of :math:`h^{(L-2)}` provided the last hidden layer
+    is wide enough (:math:`m_{L-1} \ge` the number of non-zero rows of ``C``: the
+    *width condition*). ``fit`` builds layers ``1..L-2`` that **shatter** the ``N``
+    distinct training inputs (a staircase of ``N - 1`` steps along a separating
+    direction, :func:`~convexnn.threshold.shattering_layers`; this needs
+    :math:`m_l \ge N - 1`, which is also necessary for any layer to shatter ``N``
+    points, and a ``ValueError`` says so otherwise). Then every
+    :math:`d \in \{0,1\}^N` is a pattern, the Lasso is over *all* binary patterns —
+    a lower bound for every threshold network of any depth and width — and the fitted
+    network attains it. For the regressor with one output it collapses to the
+    water-filling problem
+    :math:`\min_z \frac1n\sum_i \tfrac12 (z_i - y_i)^2 + \alpha(\max z - \min z)`
+    (closed form, **global** certificate); otherwise (classifier, several outputs,
+    repeated inputs, ``closed_form=False``) the Lasso over sampled patterns of
+    :math:`h^{(L-2)}` is solved by FISTA (``"sampled"`` certificate, or ``"global"``
+    with the exhaustive sampler). If the solution needs more than :math:`m_{L-1}` units,
+    ``fit`` raises a ``ValueError`` naming the width needed (``m_{L-1} >= N`` always
+    suffices for the closed form). The exported layers have the widths actually used
+    (at most the requested ones; extra units would be dead).
 """
 
 _PARAMS_DOC = """
@@ -86,6 +129,12 @@ _PARAMS_DOC = """
         Seeds the pattern sampler (the only randomness).
     verbose : int, default=0
         Progress output during ``fit``, as for :class:`ConvexMLPRegressor`.
+    hidden_layer_sizes : tuple of int or None, default=None
+        ``None``: the two-layer network of any width (the default behaviour). One entry
+        ``(m,)``: the two-layer network, and ``fit`` raises a ``ValueError`` if the
+        solution needs more than ``m`` units. Two or more entries: the deep network
+        above (hidden layers ``1..L-2`` need width ``>= N - 1``, ``N`` the number of
+        distinct training inputs).
 """
 
 _ATTRS_DOC = """
@@ -93,14 +142,17 @@ _ATTRS_DOC = """
     ----------
     coefs_ : list of ndarray
         ``[W1 (n_features, n_neurons_), W2 (n_neurons_, n_outputs_)]``; the columns of
-        ``W1`` (with ``b1``) are the units' gates.
+        ``W1`` (with ``b1``) are the units' gates. Deep networks: ``[W1, ..., WL]``.
     intercepts_ : list of ndarray
-        ``[b1 (n_neurons_,), b2 (n_outputs_,)]``.
+        ``[b1 (n_neurons_,), b2 (n_outputs_,)]``; deep networks: ``[b1, ..., bL]``.
     amplitudes_ : ndarray of shape (n_neurons_,)
         Amplitude :math:`s_j` of each unit: ``(amplitudes_ * (X @ W1 + b1 > 0)) @ W2 + b2``
-        reproduces the model's raw outputs exactly.
+        reproduces the model's raw outputs exactly. Deep networks: a list
+        ``[s1, ..., s_{L-1}]``, one array per hidden layer.
     gates_ : ndarray of shape (n_features + 1, n_patterns)
-        The gates of the Lasso dictionary (last row: bias coefficient).
+        The gates of the Lasso dictionary (last row: bias coefficient); for deep
+        networks, gates on the layer-``L - 2`` features (shape ``(m_{L-2} + 1,
+        n_patterns)``).
     neuron_patterns_ : ndarray of shape (n_neurons_,)
         Column of ``gates_`` each hidden unit came from.
     convex_coef_ : ndarray of shape (n_patterns, 1, n_outputs_)
@@ -132,7 +184,35 @@ class _ThresholdMixin:
 
     #: not a parameter: these estimators always fit threshold units
     activation = "threshold"
+    #: not parameters: the Lasso is solved on the CPU in float64
+    device = None
+    dtype = None
     _parameter_constraints: dict = dict(_CONSTRAINTS)
+
+    def _deep(self) -> bool:
+        return self.hidden_layer_sizes is not None and len(self._layer_sizes()) >= 2
+
+    def _layer_sizes(self) -> tuple[int, ...]:
+        sizes = np.atleast_1d(np.asarray(self.hidden_layer_sizes))
+        if sizes.ndim != 1 or sizes.size == 0 or not all(
+            float(m).is_integer() and m >= 1 for m in sizes.tolist() if not isinstance(m, bool)
+        ) or sizes.dtype == bool:
+            raise ValueError(
+                f"hidden_layer_sizes must be None or a non-empty sequence of positive integers; "
+                f"got {self.hidden_layer_sizes!r}."
+            )
+        return tuple(int(m) for m in sizes.tolist())
+
+    def _solve_deep(self, X, Y, w):
+        """Shattering layers ``1..L-2``, then the Lasso over the patterns of their output."""
+        layers = shattering_layers(X, self._layer_sizes())
+        self._prefix_layers = layers
+        F = apply_layers(X, layers)
+        if isinstance(self, ConvexThresholdRegressor) and self.closed_form and Y.shape[1] == 1:
+            found = self._closed_form(F, Y, w)
+            if found is not None:
+                return found
+        return BaseConvexMLP._solve(self, F, Y, w)
 
     def _program(self, X, Y, w, patterns) -> ConvexProgram:
         # one output: plain l1; several: l2 norm of each row C_k (a 1 x c block, whose
@@ -143,20 +223,53 @@ class _ThresholdMixin:
             self._loss(Y.shape[1]), penalty, operator, Y, w, float(self.alpha), patterns.complete
         )
 
-    def _network(self, program, coef, intercept) -> Network:
-        return threshold_network(program.gates, coef, intercept, program.penalty)
+    def _network(self, program, coef, intercept) -> Network | DeepThresholdNetwork:
+        if self.hidden_layer_sizes is None:
+            return threshold_network(program.gates, coef, intercept, program.penalty)
+        sizes = self._layer_sizes()
+        layers = self._prefix_layers if len(sizes) >= 2 else []
+        net = deep_threshold_network(layers, program.gates, coef, intercept, program.penalty, sizes[-1])
+        if len(sizes) == 1:  # the two-layer network, width-checked
+            return threshold_network(program.gates, coef, intercept, program.penalty)
+        return net
 
     def _set_fitted(self, program, coef, solution, network, cert) -> None:
         super()._set_fitted(program, coef, solution, network, cert)
-        self.amplitudes_ = np.asarray(network.amplitudes, dtype=float)
+        if isinstance(network, DeepThresholdNetwork):
+            self.coefs_ = [np.asarray(W, dtype=float) for W in network.coefs]
+            self.intercepts_ = [np.asarray(b, dtype=float) for b in network.intercepts]
+            self.amplitudes_ = [np.asarray(s, dtype=float) for s in network.amplitudes]
+        else:
+            self.amplitudes_ = np.asarray(network.amplitudes, dtype=float)
 
-    def to_network(self) -> Network:
-        """The fitted step network as a :class:`~convexnn.network.Network`
-        (``activation="threshold"``)."""
+    def to_network(self) -> Network | DeepThresholdNetwork:
+        """The fitted step network: a :class:`~convexnn.network.Network`
+        (``activation="threshold"``), or for ``len(hidden_layer_sizes) >= 2`` a
+        :class:`~convexnn.threshold.DeepThresholdNetwork`."""
         check_is_fitted(self, "coefs_")
+        if isinstance(self.amplitudes_, list):
+            return DeepThresholdNetwork(
+                weights=list(self.coefs_[:-1]), biases=list(self.intercepts_[:-1]),
+                amplitudes=list(self.amplitudes_), output_weights=self.coefs_[-1],
+                output_intercept=self.intercepts_[-1],
+            )
         return Network(
             list(self.coefs_), list(self.intercepts_), "threshold", amplitudes=self.amplitudes_
         )
+
+    def activation_patterns(self, X) -> np.ndarray:
+        """Boolean masks of the Lasso dictionary's gates on ``X`` (for deep networks: on
+        the features :math:`h^{(L-2)}` of ``X``); see
+        :meth:`ConvexMLPRegressor.activation_patterns`."""
+        if not isinstance(getattr(self, "amplitudes_", None), list):
+            return super().activation_patterns(X)
+        from sklearn.utils.validation import validate_data
+
+        from ..patterns import masks_from_gates
+
+        X = validate_data(self, X, dtype=np.float64, reset=False)
+        net = self.to_network()
+        return masks_from_gates(net.hidden(X, net.depth - 2), self.gates_)
 
 
 class ConvexThresholdRegressor(_ThresholdMixin, ConvexMLPRegressor):
@@ -208,6 +321,7 @@ class ConvexThresholdRegressor(_ThresholdMixin, ConvexMLPRegressor):
         random_state=None,
         verbose: int = 0,
         closed_form: bool = True,
+        hidden_layer_sizes=None,
     ):
         self.alpha = alpha
         self.n_patterns = n_patterns
@@ -219,18 +333,28 @@ class ConvexThresholdRegressor(_ThresholdMixin, ConvexMLPRegressor):
         self.random_state = random_state
         self.verbose = verbose
         self.closed_form = closed_form
+        self.hidden_layer_sizes = hidden_layer_sizes
+
+    def _closed_form(self, X, Y, w):
+        """``(program, solution)`` of the water-filling solution on ``X``, or None."""
+        found = closed_form_threshold_regression(X, Y[:, 0], self.alpha, w)
+        if found is None:
+            return None
+        program, coef, intercept, point = found
+        value = program.objective(coef, intercept)
+        history = History()
+        history.record(0, 0.0, value, dual_value(program, point))
+        self.closed_form_ = True
+        return program, Solution(coef, intercept, [point], 0, [value], history)
 
     def _solve(self, X, Y, w):
         self.closed_form_ = False
+        if self._deep():
+            return self._solve_deep(X, Y, w)
         if self.closed_form and Y.shape[1] == 1:
-            found = closed_form_threshold_regression(X, Y[:, 0], self.alpha, w)
+            found = self._closed_form(X, Y, w)
             if found is not None:
-                program, coef, intercept, point = found
-                value = program.objective(coef, intercept)
-                history = History()
-                history.record(0, 0.0, value, dual_value(program, point))
-                self.closed_form_ = True
-                return program, Solution(coef, intercept, [point], 0, [value], history)
+                return found
         return super()._solve(X, Y, w)
 
 
@@ -278,6 +402,7 @@ class ConvexThresholdClassifier(_ThresholdMixin, ConvexMLPClassifier):
         random_state=None,
         verbose: int = 0,
         class_weight=None,
+        hidden_layer_sizes=None,
     ):
         self.alpha = alpha
         self.n_patterns = n_patterns
@@ -289,3 +414,9 @@ class ConvexThresholdClassifier(_ThresholdMixin, ConvexMLPClassifier):
         self.random_state = random_state
         self.verbose = verbose
         self.class_weight = class_weight
+        self.hidden_layer_sizes = hidden_layer_sizes
+
+    def _solve(self, X, Y, w):
+        if self._deep():
+            return self._solve_deep(X, Y, w)
+        return super()._solve(X, Y, w)
