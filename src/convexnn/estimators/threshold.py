@@ -70,34 +70,34 @@ _OBJECTIVE_DOC = """
 
     **Deeper networks** (``hidden_layer_sizes=(m_1, ..., m_{L-1})`` with ``L - 1 >= 2``
     hidden layers; Ergen, Gulluk, Lacotte & Pilanci, ICLR 2023, Section 3). The
-    network is :math:`h^{(l)} = s^{(l)} \odot \mathbb 1[h^{(l-1)} W_l + b_l > 0]`,
+    network is :math:`h^{(l)} = s^{(l)} \\odot \\mathbb 1[h^{(l-1)} W_l + b_l > 0]`,
     :math:`f = h^{(L-1)} W_L + b_L` (:class:`~convexnn.threshold.DeepThresholdNetwork`),
     with
 
     .. math::
 
-        J = \frac1n \sum_i \ell(f(x_i), y_i)
-            + \frac{\alpha}{2}\left(\lVert s^{(L-1)}\rVert^2 + \lVert W_L\rVert^2\right)
+        J = \\frac1n \\sum_i \\ell(f(x_i), y_i)
+            + \\frac{\\alpha}{2}\\left(\\lVert s^{(L-1)}\\rVert^2 + \\lVert W_L\\rVert^2\\right)
 
     (every earlier parameter feeds a scale-invariant step and is not penalised). Each
     last-layer unit acts on the data through a pattern
-    :math:`\mathbb 1[[h^{(L-2)}, 1] g > 0]`, so for fixed layers ``1..L-2`` training is
+    :math:`\\mathbb 1[[h^{(L-2)}, 1] g > 0]`, so for fixed layers ``1..L-2`` training is
     the Lasso above over the patterns of :math:`h^{(L-2)}` provided the last hidden layer
-    is wide enough (:math:`m_{L-1} \ge` the number of non-zero rows of ``C``: the
+    is wide enough (:math:`m_{L-1} \\ge` the number of non-zero rows of ``C``: the
     *width condition*). ``fit`` builds layers ``1..L-2`` that **shatter** the ``N``
     distinct training inputs (a staircase of ``N - 1`` steps along a separating
     direction, :func:`~convexnn.threshold.shattering_layers`; this needs
-    :math:`m_l \ge N - 1`, which is also necessary for any layer to shatter ``N``
+    :math:`m_l \\ge N - 1`, which is also necessary for any layer to shatter ``N``
     points, and a ``ValueError`` says so otherwise). Then every
-    :math:`d \in \{0,1\}^N` is a pattern, the Lasso is over *all* binary patterns —
+    :math:`d \\in \\{0,1\\}^N` is a pattern, the Lasso is over *all* binary patterns —
     a lower bound for every threshold network of any depth and width — and the fitted
     network attains it. For the regressor with one output it collapses to the
     water-filling problem
-    :math:`\min_z \frac1n\sum_i \tfrac12 (z_i - y_i)^2 + \alpha(\max z - \min z)`
+    :math:`\\min_z \\frac1n\\sum_i \\tfrac12 (z_i - y_i)^2 + \\alpha(\\max z - \\min z)`
     (closed form, **global** certificate); otherwise (classifier, several outputs,
     repeated inputs, ``closed_form=False``) the Lasso over sampled patterns of
-    :math:`h^{(L-2)}` is solved by FISTA (``"sampled"`` certificate, or ``"global"``
-    with the exhaustive sampler). If the solution needs more than :math:`m_{L-1}` units,
+    :math:`h^{(L-2)}` is solved by FISTA (``"sampled"`` certificate).
+    If the solution needs more than :math:`m_{L-1}` units,
     ``fit`` raises a ``ValueError`` naming the width needed (``m_{L-1} >= N`` always
     suffices for the closed form). The exported layers have the widths actually used
     (at most the requested ones; extra units would be dead).
