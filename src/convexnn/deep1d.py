@@ -92,6 +92,12 @@ import numpy as np
 
 __all__ = [
     "ACTIVATIONS",
+    "ARCHITECTURES",
+    "BlockNetwork",
+    "SwitchDictionary",
+    "blocks_from_lasso",
+    "build_switch_dictionary",
+    "network_from_lasso",
     "ChainNetwork",
     "Dictionary",
     "build_dictionary",
@@ -111,6 +117,9 @@ ACTIVATIONS: dict[str, tuple[int, ...]] = {
     "threshold": (2,),
 }
 STEP_ACTIVATIONS = ("sign", "threshold")
+#: ``"chains"``: parallel narrow chains; ``"rectangular"``: parallel rectangular blocks
+#: of step units (sign / threshold, any depth >= 3)
+ARCHITECTURES = ("chains", "rectangular")
 
 #: largest ``n_samples * n_atoms`` (entries of the dictionary) that is built
 MAX_DICTIONARY_ENTRIES = 25_000_000
@@ -137,17 +146,32 @@ def activate(t: np.ndarray, activation: str, negative_slope: float = 0.01) -> np
     raise ValueError(f"unknown activation {activation!r}; choose one of {sorted(ACTIVATIONS)}.")
 
 
-def check_architecture(depth: int, activation: str, negative_slope: float = 0.01) -> None:
+def check_architecture(depth: int, activation: str, negative_slope: float = 0.01, *,
+                       architecture: str = "chains", width: int = 2) -> None:
     """Raise ``ValueError`` for a combination this module does not build."""
     if activation not in ACTIVATIONS:
         raise ValueError(f"unknown activation {activation!r}; choose one of {sorted(ACTIVATIONS)}.")
+    if architecture not in ARCHITECTURES:
+        raise ValueError(f"unknown architecture {architecture!r}; choose one of {list(ARCHITECTURES)}.")
+    if architecture == "rectangular":
+        if activation not in STEP_ACTIVATIONS:
+            raise ValueError(
+                f"architecture='rectangular' is built for the step activations {STEP_ACTIVATIONS}; "
+                f"got activation={activation!r}."
+            )
+        if isinstance(depth, bool) or not isinstance(depth, (int, np.integer)) or depth < 3:
+            raise ValueError(f"architecture='rectangular' needs an integer depth >= 3, got {depth!r}.")
+        if isinstance(width, bool) or not isinstance(width, (int, np.integer)) or width < 1:
+            raise ValueError(f"width must be a positive integer, got {width!r}.")
+        return
     if isinstance(depth, bool) or not isinstance(depth, (int, np.integer)) or depth not in (2, 3, 4):
         raise ValueError(f"depth must be 2, 3 or 4 (number of weight layers), got {depth!r}.")
     if depth not in ACTIVATIONS[activation]:
+        hint = " (or architecture='rectangular' for deeper step networks)" if activation in STEP_ACTIVATIONS else ""
         raise ValueError(
             f"depth={depth} is not available for activation={activation!r}: the Lasso "
             f"equivalence for parallel narrow chains is built for depths "
-            f"{ACTIVATIONS[activation]} with this activation (depths 3 and 4 need 'relu')."
+            f"{ACTIVATIONS[activation]} with this activation (depths 3 and 4 need 'relu'){hint}."
         )
     if activation == "leaky_relu" and not (0.0 <= negative_slope < 1.0):
         raise ValueError(f"negative_slope must be in [0, 1), got {negative_slope!r}.")
@@ -584,6 +608,298 @@ def build_dictionary(x, depth: int = 2, activation: str = "relu", negative_slope
         breakpoints=bps[sel], reflection=refl[sel], feature_column=feature_column,
         enumeration_shape=shape,
     )
+
+
+# --------------------------------------------------------------------------- rectangular step blocks
+
+
+def _step_levels(activation: str) -> tuple[float, float]:
+    """(low, high) values of a step activation."""
+    return (-1.0, 1.0) if activation == "sign" else (0.0, 1.0)
+
+
+@dataclass
+class BlockNetwork:
+    """Parallel rectangular blocks of step units on a scalar input.
+
+    Block ``k`` has hidden layers ``1..L-2`` of width ``m`` and one unit in layer
+    ``L - 1``:
+
+    .. math::
+
+        u^{(1)}_k = \\sigma(w_k x + c_k) \\in \\mathbb R^m,\\qquad
+        u^{(l)}_k = \\sigma(u^{(l-1)}_k V_{k,l} + c_{k,l}) \\;(l = 2..L-2),\\qquad
+        g_k = a_k\\,\\sigma(u^{(L-2)}_k \\cdot v_k + d_k),
+
+    and :math:`f(x) = \\xi + \\sum_k \\alpha_k g_k`, with the penalty
+    :math:`P = \\tfrac12\\sum_k (a_k^2 + \\alpha_k^2)` (every earlier weight feeds a
+    scale-invariant step and is not penalised). :math:`\\sigma` is ``sign`` or
+    ``threshold`` with :math:`\\sigma(0) = \\sigma(\\text{high})`.
+
+    Attributes
+    ----------
+    first_weights, first_biases : ndarray of shape (n_blocks, m)
+    inner_weights : ndarray of shape (n_blocks, L - 3, m, m)
+    inner_biases : ndarray of shape (n_blocks, L - 3, m)
+    block_weights : ndarray of shape (n_blocks, m)
+    block_biases, amplitudes, output_weights : ndarray of shape (n_blocks,)
+    intercept : float
+    activation : str
+    """
+
+    first_weights: np.ndarray
+    first_biases: np.ndarray
+    inner_weights: np.ndarray
+    inner_biases: np.ndarray
+    block_weights: np.ndarray
+    block_biases: np.ndarray
+    amplitudes: np.ndarray
+    output_weights: np.ndarray
+    intercept: float
+    activation: str = "sign"
+
+    @property
+    def depth(self) -> int:
+        """Number of weight layers ``L`` (hidden layers ``1..L-1`` + output)."""
+        return self.inner_weights.shape[1] + 3
+
+    @property
+    def n_chains(self) -> int:
+        """Number of parallel blocks (non-zero Lasso coefficients)."""
+        return self.first_weights.shape[0]
+
+    @property
+    def width(self) -> int:
+        """Width ``m`` of the blocks' layers ``1..L-2``."""
+        return self.first_weights.shape[1]
+
+    def features(self, x) -> np.ndarray:
+        """Block outputs :math:`g_k(x)`, shape ``(n, n_blocks)``."""
+        x = np.asarray(x, dtype=float).reshape(-1)
+        u = activate(x[:, None, None] * self.first_weights + self.first_biases, self.activation)
+        for l in range(self.inner_weights.shape[1]):
+            pre = np.einsum("nbi,bij->nbj", u, self.inner_weights[:, l]) + self.inner_biases[:, l]
+            u = activate(pre, self.activation)
+        pre = np.einsum("nbi,bi->nb", u, self.block_weights) + self.block_biases
+        return activate(pre, self.activation) * self.amplitudes
+
+    def forward(self, x) -> np.ndarray:
+        """Outputs at scalar inputs ``x``, shape ``(n,)``."""
+        return self.features(x) @ self.output_weights + self.intercept
+
+    def penalty(self) -> float:
+        """:math:`\\tfrac12\\sum_k (a_k^2 + \\alpha_k^2)`."""
+        return 0.5 * float(np.sum(self.amplitudes**2) + np.sum(self.output_weights**2))
+
+    def objective(self, x, y, alpha: float, sample_weight=None) -> float:
+        """:math:`\\tfrac12\\sum_i w_i (f(x_i) - y_i)^2 + \\alpha P` (weights sum to one)."""
+        y = np.asarray(y, dtype=float).reshape(-1)
+        w = np.full(y.shape[0], 1.0 / y.shape[0]) if sample_weight is None else np.asarray(sample_weight, float)
+        r = self.forward(x) - y
+        return 0.5 * float(w @ (r * r)) + alpha * self.penalty()
+
+    def to_torch(self, dtype=None):
+        """The same network as a ``torch.nn.Module`` mapping ``(n,)`` or ``(n, 1)`` to ``(n,)``."""
+        try:
+            import torch
+            from torch import nn
+        except ImportError as exc:  # pragma: no cover - depends on the environment
+            raise ImportError("to_torch() needs the torch extra: pip install 'convexnn[torch]'") from exc
+
+        dtype = torch.float64 if dtype is None else dtype
+        net = self
+
+        def t(a):
+            return torch.as_tensor(np.ascontiguousarray(a, dtype=float), dtype=dtype)
+
+        class ParallelStepBlocks(nn.Module):
+            """``xi + sum_k alpha_k a_k sigma(u_k . v_k + d_k)``, ``u_k`` a rectangular step block."""
+
+            def __init__(self):
+                super().__init__()
+                self.activation = net.activation
+                for name in ("first_weights", "first_biases", "inner_weights", "inner_biases",
+                             "block_weights", "block_biases", "amplitudes", "output_weights"):
+                    setattr(self, name, nn.Parameter(t(getattr(net, name))))
+                self.intercept = nn.Parameter(t(np.array(net.intercept)))
+
+            def act(self, pre):
+                if self.activation == "sign":
+                    return torch.where(pre >= 0, 1.0, -1.0).to(pre.dtype)
+                return (pre >= 0).to(pre.dtype)
+
+            def forward(self, x):
+                x = x.reshape(-1).to(self.first_weights.dtype)
+                u = self.act(x[:, None, None] * self.first_weights + self.first_biases)
+                for l in range(self.inner_weights.shape[1]):
+                    u = self.act(torch.einsum("nbi,bij->nbj", u, self.inner_weights[:, l]) + self.inner_biases[:, l])
+                g = self.act(torch.einsum("nbi,bi->nb", u, self.block_weights) + self.block_biases)
+                return (g * self.amplitudes) @ self.output_weights + self.intercept
+
+        return ParallelStepBlocks()
+
+
+@dataclass
+class SwitchDictionary:
+    """The dictionary of parallel rectangular step blocks: step features with at most
+    ``width`` switches, each at a data point.
+
+    Attributes
+    ----------
+    A : ndarray of shape (n_points, n_atoms)
+        Column ``j`` at the sorted distinct inputs ``points``: it starts at the low
+        level (``-1`` for sign, ``0`` for threshold) and switches level at each of its
+        switch points (the value *at* a switch point is already the new level).
+    points : ndarray of shape (n_points,)
+    depth, activation, width :
+        The architecture.
+    switches : ndarray of int, shape (n_atoms, width)
+        Indices into ``points`` of each atom's switch points (``-1``: unused).
+    breakpoints : ndarray of shape (n_atoms, width)
+        The switch points (NaN: unused).
+    reflection : ndarray of bool, shape (n_atoms, width)
+        Always False (step features have no reflections).
+    feature_column : ndarray of int, shape (n_enumerated,)
+        Column of every enumerated feature; the enumeration is ``(start, switch set)``
+        with ``start`` low (even index) or high (odd index), switch sets by size then
+        lexicographically.
+    """
+
+    A: np.ndarray
+    points: np.ndarray
+    depth: int
+    activation: str
+    width: int
+    switches: np.ndarray
+    breakpoints: np.ndarray
+    reflection: np.ndarray
+    feature_column: np.ndarray
+
+    @property
+    def n_atoms(self) -> int:
+        """Number of columns."""
+        return self.A.shape[1]
+
+    def evaluate(self, x) -> np.ndarray:
+        """The atoms at inputs ``x``, shape ``(n, n_atoms)``."""
+        x = np.asarray(x, dtype=float).reshape(-1)
+        low, high = _step_levels(self.activation)
+        bp = np.where(np.isnan(self.breakpoints), np.inf, self.breakpoints)
+        parity = (x[:, None, None] >= bp[None]).sum(axis=2) % 2
+        return np.where(parity == 1, high, low)
+
+    def features_of(self, column: int) -> list[dict]:
+        """The enumerated features column ``column`` stands for: ``{"start": "low" or
+        "high", "switches": tuple of point indices}`` (the atom and its negation)."""
+        sw = tuple(int(j) for j in self.switches[column] if j >= 0)
+        return [{"start": "low", "switches": sw}, {"start": "high", "switches": sw}]
+
+
+def build_switch_dictionary(x, depth: int = 3, activation: str = "sign", width: int = 2) -> SwitchDictionary:
+    """The deduplicated dictionary of parallel rectangular step blocks on inputs ``x``.
+
+    On sorted distinct points :math:`x_{(1)} < \\dots < x_{(N)}` a block's output is a
+    step sequence whose level changes only where a first-layer unit switches, so it has
+    at most ``width`` switches; conversely every such sequence is a block
+    (:func:`blocks_from_lasso`). With a free intercept a feature and its negation are
+    one column (tie rule: the representative starts at the low level); features with
+    no switch are constant and dropped. Columns are ordered by number of switches,
+    then lexicographically by switch positions (indices ``1..N-1``: the switch sits at
+    ``points[j]``, between ``points[j-1]`` and ``points[j]``).
+
+    Parameters
+    ----------
+    x : array-like of shape (n_samples,) or (n_samples, 1)
+    depth : int, >= 3
+        Does not change the dictionary (layers ``2..L-2`` only pass switches on).
+    activation : {"sign", "threshold"}
+    width : int, >= 1
+    """
+    from itertools import combinations
+    from math import comb
+
+    check_architecture(depth, activation, architecture="rectangular", width=width)
+    x = np.asarray(x, dtype=float).reshape(-1)
+    if x.size == 0 or not np.all(np.isfinite(x)):
+        raise ValueError("x must be a non-empty array of finite numbers.")
+    points = np.unique(x)
+    N = points.size
+    K = min(int(width), max(N - 1, 0))
+    n_atoms = sum(comb(N - 1, k) for k in range(1, K + 1))
+    if n_atoms * N > MAX_DICTIONARY_ENTRIES or 2 * n_atoms > MAX_ENUMERATED:
+        raise ValueError(
+            f"the rectangular width-{width} dictionary on {N} distinct inputs has {n_atoms:,} "
+            f"features ({n_atoms * N:,} entries, limit {MAX_DICTIONARY_ENTRIES:,}); use fewer "
+            "distinct points or a smaller width."
+        )
+    low, high = _step_levels(activation)
+    switches = np.full((n_atoms, max(int(width), 1)), -1, dtype=np.int64)
+    row = 0
+    for k in range(1, K + 1):
+        c = comb(N - 1, k)
+        flat = np.fromiter(combinations(range(1, N), k), dtype=np.dtype((np.int64, k)), count=c)
+        switches[row : row + c, :k] = flat.reshape(c, k)
+        row += c
+    inc = np.zeros((n_atoms, N + 1), dtype=np.int64)
+    used = switches >= 0
+    rows = np.repeat(np.arange(n_atoms), used.sum(axis=1))
+    np.add.at(inc, (rows, switches[used]), 1)
+    parity = np.cumsum(inc[:, :N], axis=1) % 2
+    A = np.where(parity.T == 1, high, low).astype(float)
+    breakpoints = np.where(used, points[np.maximum(switches, 0)], np.nan)
+    feature_column = np.repeat(np.arange(n_atoms), 2)
+    return SwitchDictionary(
+        A=A, points=points, depth=int(depth), activation=activation, width=int(width),
+        switches=switches, breakpoints=breakpoints, reflection=np.zeros_like(used),
+        feature_column=feature_column,
+    )
+
+
+def blocks_from_lasso(dictionary: SwitchDictionary, coef, intercept: float, tol: float = 0.0) -> BlockNetwork:
+    """The balanced block network of a Lasso solution over a :class:`SwitchDictionary`.
+
+    Atom ``j`` with switches :math:`t_1 < \\dots < t_k` and coefficient :math:`z_j \\ne 0`
+    becomes one block: first-layer units :math:`\\sigma(x - t_i)` (unused units
+    :math:`\\sigma(0)`, constant), pass-through layers (``sign``: identity weights, bias
+    0; ``threshold``: identity, bias ``-1/2``), the block unit
+    :math:`\\sigma(\\sum_i (-1)^{i+1} u_i + d)` with ``d = (k mod 2) - 1`` (sign) or
+    ``-1/2`` (threshold) — its input alternates between ``-1`` and ``1`` (sign) or
+    ``-1/2`` and ``1/2`` (threshold) at the switches, starting low — amplitude
+    :math:`a = \\sqrt{|z_j|}` and output weight :math:`\\mathrm{sign}(z_j)\\sqrt{|z_j|}`, so
+    the block computes :math:`z_j\\phi_j` and costs :math:`|z_j|`.
+    """
+    coef = np.asarray(coef, dtype=float).reshape(-1)
+    nz = np.flatnonzero(np.abs(coef) > tol)
+    z = coef[nz]
+    S = dictionary.switches[nz]
+    used = S >= 0
+    k = used.sum(axis=1)
+    m = max(int(k.max(initial=1)), 1)
+    S, used = S[:, :m], used[:, :m]
+    B = nz.size
+    sign = dictionary.activation == "sign"
+    t = np.where(used, dictionary.points[np.maximum(S, 0)], 0.0)
+    first_w = used.astype(float)
+    first_b = np.where(used, -t, 0.0)
+    L = dictionary.depth
+    inner_w = np.broadcast_to(np.eye(m), (B, L - 3, m, m)).copy()
+    inner_b = np.full((B, L - 3, m), 0.0 if sign else -0.5)
+    alt = np.where(np.arange(m) % 2 == 0, 1.0, -1.0)
+    block_w = used * alt
+    block_b = (k % 2) - 1.0 if sign else np.full(B, -0.5)
+    c = np.sqrt(np.abs(z))
+    return BlockNetwork(
+        first_weights=first_w, first_biases=first_b, inner_weights=inner_w, inner_biases=inner_b,
+        block_weights=block_w, block_biases=np.asarray(block_b, float), amplitudes=c,
+        output_weights=np.sign(z) * c, intercept=float(intercept), activation=dictionary.activation,
+    )
+
+
+def network_from_lasso(dictionary, coef, intercept: float, tol: float = 0.0):
+    """:func:`chains_from_lasso` or :func:`blocks_from_lasso`, by dictionary type."""
+    if isinstance(dictionary, SwitchDictionary):
+        return blocks_from_lasso(dictionary, coef, intercept, tol)
+    return chains_from_lasso(dictionary, coef, intercept, tol)
 
 
 # --------------------------------------------------------------------------- solutions

@@ -14,9 +14,12 @@ from sklearn.utils.validation import _check_sample_weight, check_is_fitted, vali
 from ..certificates import Certificate, certify, dual_point_from_outputs
 from ..deep1d import (
     ACTIVATIONS,
+    ARCHITECTURES,
+    BlockNetwork,
     ChainNetwork,
     build_dictionary,
-    chains_from_lasso,
+    build_switch_dictionary,
+    network_from_lasso,
     check_architecture,
     lasso_alpha_max,
     min_norm_interpolation,
@@ -42,10 +45,15 @@ class Deep1DCertificate(Certificate):
     the LP dual bound).
     """
 
+    def _architecture_words(self) -> str:
+        if "rectangular" in self.activation:
+            return "parallel rectangular step blocks"
+        return "parallel narrow chains"
+
     @property
     def certifies(self) -> str:
         return (
-            f"Global certificate: no network of parallel narrow chains ({self.activation}) of "
+            f"Global certificate: no network of {self._architecture_words()} ({self.activation}) of "
             f"any width has an objective below {self.dual:.6g}; this one has {self.primal:.6g}, "
             f"within {self.gap:.3g} ({self.relative_gap:.2e} relative) of that bound."
         )
@@ -108,6 +116,18 @@ class Deep1DRegressor(RegressorMixin, BaseEstimator):
         first-order methods are slow in their last digits; the certificate is computed
         for whichever point is kept.
     verbose : int, default=0
+    architecture : {"chains", "rectangular"}, default="chains"
+        ``"chains"``: the parallel narrow chains above. ``"rectangular"`` (``sign`` /
+        ``threshold`` only, any ``depth >= 3``): parallel blocks, each with hidden
+        layers ``1..L-2`` of width ``width`` and one step unit in layer ``L - 1`` with
+        an amplitude :math:`a_k`, :math:`f = \\xi + \\sum_k \\alpha_k a_k
+        \\sigma(\\cdot)`, penalty :math:`\\tfrac12\\sum_k(a_k^2 + \\alpha_k^2)`
+        (:class:`~convexnn.deep1d.BlockNetwork`). Training is exactly the Lasso over
+        the step features with at most ``width`` switches at data points
+        (:func:`~convexnn.deep1d.build_switch_dictionary`); the dictionary, hence the
+        optimum, does not depend on ``depth >= 3`` and never increases with ``width``.
+    width : int, default=2
+        Width of the rectangular blocks' layers ``1..L-2`` (``"rectangular"`` only).
 
     Attributes
     ----------
@@ -118,7 +138,7 @@ class Deep1DRegressor(RegressorMixin, BaseEstimator):
         Lasso coefficients :math:`z`.
     intercept_ : float
         :math:`\\xi`.
-    network_ : ChainNetwork
+    network_ : ChainNetwork or BlockNetwork
         The balanced network (one chain per non-zero coefficient); ``network_.forward``
         reproduces :meth:`predict`.
     penalty_ : float
@@ -144,7 +164,7 @@ class Deep1DRegressor(RegressorMixin, BaseEstimator):
     """
 
     _parameter_constraints: dict = {
-        "depth": [Interval(Integral, 2, 4, closed="both")],
+        "depth": [Interval(Integral, 2, None, closed="left")],
         "activation": [StrOptions(set(ACTIVATIONS))],
         "alpha": [Interval(Real, 0, None, closed="left")],
         "negative_slope": [Interval(Real, 0, 1, closed="left")],
@@ -152,6 +172,8 @@ class Deep1DRegressor(RegressorMixin, BaseEstimator):
         "max_iter": [Interval(Integral, 1, None, closed="left")],
         "polish": ["boolean"],
         "verbose": ["verbose"],
+        "architecture": [StrOptions(set(ARCHITECTURES))],
+        "width": [Interval(Integral, 1, None, closed="left")],
     }
 
     def __init__(
@@ -165,6 +187,8 @@ class Deep1DRegressor(RegressorMixin, BaseEstimator):
         max_iter: int = 5000,
         polish: bool = True,
         verbose: int = 0,
+        architecture: str = "chains",
+        width: int = 2,
     ):
         self.depth = depth
         self.activation = activation
@@ -174,6 +198,8 @@ class Deep1DRegressor(RegressorMixin, BaseEstimator):
         self.max_iter = max_iter
         self.polish = polish
         self.verbose = verbose
+        self.architecture = architecture
+        self.width = width
 
     def fit(self, X, y, sample_weight=None):
         """Fit the network.
@@ -191,7 +217,8 @@ class Deep1DRegressor(RegressorMixin, BaseEstimator):
         self
         """
         self._validate_params()
-        check_architecture(self.depth, self.activation, self.negative_slope)
+        check_architecture(self.depth, self.activation, self.negative_slope,
+                           architecture=self.architecture, width=self.width)
         X, y = validate_data(self, X, y, dtype=np.float64, y_numeric=True)
         if X.shape[1] != 1:
             raise ValueError(
@@ -205,11 +232,16 @@ class Deep1DRegressor(RegressorMixin, BaseEstimator):
         keep = sample_weight > 0
         x, y, w = X[keep, 0], y[keep], sample_weight[keep] / total
 
-        D = build_dictionary(x, self.depth, self.activation, self.negative_slope)
+        if self.architecture == "rectangular":
+            D = build_switch_dictionary(x, self.depth, self.activation, self.width)
+        else:
+            D = build_dictionary(x, self.depth, self.activation, self.negative_slope)
         A = D.A[np.searchsorted(D.points, x)]
         self.dictionary_ = D
         self.alpha_max_ = lasso_alpha_max(A, y, w)
         label = f"{self.activation}, depth {self.depth}"
+        if self.architecture == "rectangular":
+            label += f", rectangular width {self.width}"
 
         if self.alpha == 0:
             _check_interpolable(x, y)
@@ -217,7 +249,7 @@ class Deep1DRegressor(RegressorMixin, BaseEstimator):
                 coef, intercept, dual = np.zeros(D.n_atoms), float(y[0]), 0.0
             else:
                 coef, intercept, dual, _ = min_norm_interpolation(A, y)
-            network = chains_from_lasso(D, coef, intercept)
+            network = network_from_lasso(D, coef, intercept)
             primal = network.penalty()
             gap = primal - dual
             cert = Deep1DCertificate(
@@ -277,7 +309,7 @@ class Deep1DRegressor(RegressorMixin, BaseEstimator):
                 if program.objective(zc, xic) <= program.objective(solution.coef, solution.intercept):
                     coef, intercept = z, xi
                     points.append(dual_point_from_outputs(program, program.predict(zc, xic)))
-            network = chains_from_lasso(D, coef, intercept)
+            network = network_from_lasso(D, coef, intercept)
             objective = network.objective(x, y, self.alpha, w)
             base = certify(
                 program, coef[:, None, None], np.array([intercept]), points,
@@ -295,8 +327,9 @@ class Deep1DRegressor(RegressorMixin, BaseEstimator):
         X = validate_data(self, X, dtype=np.float64, reset=False)
         return self.network_.forward(X[:, 0])
 
-    def to_network(self) -> ChainNetwork:
-        """The fitted :class:`~convexnn.deep1d.ChainNetwork`."""
+    def to_network(self) -> ChainNetwork | BlockNetwork:
+        """The fitted :class:`~convexnn.deep1d.ChainNetwork` (or
+        :class:`~convexnn.deep1d.BlockNetwork` for ``architecture="rectangular"``)."""
         check_is_fitted(self, "network_")
         return self.network_
 
