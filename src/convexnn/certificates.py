@@ -177,6 +177,11 @@ def dual_value(program: ConvexProgram, point: DualPoint, refine: bool = False, p
     (:func:`cone_dual_norms`, optionally with a warm ``projector``); otherwise the
     point's own cone multipliers ``Lam`` are used (a valid but weaker bound).
     """
+    with program.exact_products():  # the certificate is float64 whatever the device
+        return _dual_value(program, point, refine, projector)
+
+
+def _dual_value(program: ConvexProgram, point: DualPoint, refine: bool, projector) -> float:
     Theta = program.loss.project_dual(point.Theta, program.Y, program.sample_weight)
     if program.has_cone and refine:
         worst = float(cone_dual_norms(program, Theta, projector).max(initial=0.0))
@@ -227,9 +232,10 @@ def certify(
     """
     if isinstance(dual_points, DualPoint):
         dual_points = [dual_points]
-    if primal is None:
-        primal = program.objective(coef, intercept)
-    dual = max((dual_value(program, p, refine) for p in dual_points), default=-np.inf)
+    with program.exact_products():  # float64 whatever the device
+        if primal is None:
+            primal = program.objective(coef, intercept)
+        dual = max((dual_value(program, p, refine) for p in dual_points), default=-np.inf)
     gap = primal - dual
     rel = gap / max(abs(primal), np.finfo(float).tiny)
     return Certificate(

@@ -249,6 +249,19 @@ class ShardedOperator:
         """Boolean masks of this rank's rows, shape ``(n_samples, n_patterns)``."""
         return self.local.masks
 
+    @property
+    def eps(self) -> float:
+        """Rounding unit of the local products."""
+        return self.local.eps
+
+    def exact_products(self):
+        """Float64 products inside the block (the local operator's; a no-op for numpy)."""
+        return self.local.exact_products()
+
+    def promote(self) -> bool:
+        """Float64 iteration products from now on (the local operator's)."""
+        return self.local.promote()
+
     def matvec(self, V: np.ndarray) -> np.ndarray:
         """:math:`\\sum_k D_k X_a V_k` on this rank's rows, shape ``(n_samples, n_outputs)``."""
         return self.local.matvec(V)

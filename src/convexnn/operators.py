@@ -27,6 +27,8 @@ and signs :math:`E_k` or diagonals :math:`S_k` are formed per chunk of rows.
 
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 
 from .patterns import _row_chunks, augment, masks_from_gates
@@ -138,6 +140,23 @@ class GatedOperator:
         return self.masks.shape[1]
 
     n_blocks = n_patterns
+
+    #: rounding unit of the products (float64 here; a device operator may work in float32)
+    eps: float = float(np.finfo(np.float64).eps)
+
+    def exact_products(self):
+        """Context in which every product runs in float64: the certificate's precision.
+
+        A no-op here (numpy products are float64 already); a device operator working
+        in float32 (:class:`convexnn.devices.TorchGatedOperator`) switches to float64
+        copies of its data inside the block.
+        """
+        return contextlib.nullcontext()
+
+    def promote(self) -> bool:
+        """Run the iteration products in float64 from now on; True if that changed them
+        (never here: see :class:`convexnn.devices.TorchGatedOperator`)."""
+        return False
 
     def _chunks(self, width: int):
         rows = max(1, _CHUNK_ELEMENTS // max(width, 1))
@@ -254,6 +273,19 @@ class ConeOperator:
     def masks(self) -> np.ndarray:
         """Boolean masks, shape ``(n_samples, n_patterns)``."""
         return self.gated.masks
+
+    @property
+    def eps(self) -> float:
+        """Rounding unit of the products (the gated operator's)."""
+        return self.gated.eps
+
+    def exact_products(self):
+        """Products in float64 inside the block (see :meth:`GatedOperator.exact_products`)."""
+        return self.gated.exact_products()
+
+    def promote(self) -> bool:
+        """Iteration products in float64 from now on (see :meth:`GatedOperator.promote`)."""
+        return self.gated.promote()
 
     @property
     def _masked_only(self) -> bool:
@@ -447,6 +479,16 @@ class DictionaryOperator:
         return self.A.shape[1]
 
     n_blocks = n_patterns
+
+    eps: float = float(np.finfo(np.float64).eps)
+
+    def exact_products(self):
+        """A no-op: dictionary products are float64 (see :meth:`GatedOperator.exact_products`)."""
+        return contextlib.nullcontext()
+
+    def promote(self) -> bool:
+        """Never changes anything (float64 already)."""
+        return False
 
     def matvec(self, V: np.ndarray) -> np.ndarray:
         """:math:`A V`, shape ``(n_samples, n_outputs)``; ``V`` has shape ``(n_atoms, 1, c)``."""

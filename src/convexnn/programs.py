@@ -65,6 +65,11 @@ class ConvexProgram:
         """True for the cone-constrained programs (ReLU, leaky ReLU, absolute value)."""
         return isinstance(self.operator, ConeOperator)
 
+    def exact_products(self):
+        """Context in which the operator's products run in float64 (certificates enter
+        it; a no-op unless the operator works in float32 on a device)."""
+        return self.operator.exact_products()
+
     @property
     def n_outputs(self) -> int:
         """Number of outputs ``c``."""
@@ -150,11 +155,12 @@ class ConvexProgram:
         """
         Z = np.broadcast_to(self.constant_intercept(), self.Y.shape)
         _, grad = self.data_fit(np.array(Z))
-        if not self.has_cone:
-            G = self.operator.rmatvec(grad)  # (P, n_features + 1, n_outputs)
-            return float(self.penalty.dual_norms(G).max(initial=0.0))
-        # the activation's S_k, not the masks D_k
-        return _cone_alpha_max(self.operator, self.operator.pattern_rmatvec(grad))
+        with self.exact_products():
+            if not self.has_cone:
+                G = self.operator.rmatvec(grad)  # (P, n_features + 1, n_outputs)
+                return float(self.penalty.dual_norms(G).max(initial=0.0))
+            # the activation's S_k, not the masks D_k
+            return _cone_alpha_max(self.operator, self.operator.pattern_rmatvec(grad))
 
     # -- the cone ------------------------------------------------------------------
     def cone_violation(self, coef: np.ndarray) -> float:

@@ -12,6 +12,7 @@ from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
 from ..certificates import certify
+from ..devices import TorchGatedOperator, check_device
 from ..losses import Loss
 from ..network import Network
 from ..operators import ConeOperator, GatedOperator
@@ -58,6 +59,8 @@ class BaseConvexMLP(BaseEstimator):
         "warm_start": ["boolean"],
         "random_state": ["random_state"],
         "verbose": ["verbose"],
+        "device": [None, str],
+        "dtype": [None, StrOptions({"float32", "float64"})],
     }
 
     def __init__(
@@ -74,6 +77,8 @@ class BaseConvexMLP(BaseEstimator):
         warm_start: bool = False,
         random_state=None,
         verbose: int = 0,
+        device: str | None = None,
+        dtype: str | None = None,
     ):
         self.activation = activation
         self.negative_slope = negative_slope
@@ -86,6 +91,8 @@ class BaseConvexMLP(BaseEstimator):
         self.warm_start = warm_start
         self.random_state = random_state
         self.verbose = verbose
+        self.device = device
+        self.dtype = dtype
 
     # -- subclass hooks --------------------------------------------------------------
     def _loss(self, n_outputs: int) -> Loss:  # pragma: no cover - abstract
@@ -101,6 +108,7 @@ class BaseConvexMLP(BaseEstimator):
     # -- fitting -----------------------------------------------------------------------
     def _fit(self, X, y, sample_weight, multi_output: bool, y_numeric: bool):
         self._validate_params()
+        check_device(self.device)  # before any work: a clear error for a missing GPU
         X, y = validate_data(
             self, X, y, dtype=np.float64, multi_output=multi_output, y_numeric=y_numeric
         )
@@ -203,7 +211,10 @@ class BaseConvexMLP(BaseEstimator):
         return patterns
 
     def _program(self, X, Y, w, patterns: Patterns) -> ConvexProgram:
-        gated = GatedOperator(X, patterns.gates)
+        if self.device is None:
+            gated = GatedOperator(X, patterns.gates)
+        else:  # the same program, its products in torch on the device
+            gated = TorchGatedOperator(X, patterns.gates, self.device, self.dtype)
         # ReLU, leaky ReLU and abs: the same cones, the activation's diagonal S_k
         cone = self.activation != "gated_relu"
         operator = ConeOperator(gated, self.activation, self.negative_slope) if cone else gated

@@ -57,6 +57,10 @@ _CV_PARAMS_DOC = """
         samples its own patterns on its training part; the refit samples on all data.
     verbose : int, default=0
         Print one line per fitted ``alpha``.
+    device : None, "cpu", "cuda" or "cuda:N", default=None
+        Where the products of every fit run (see the plain estimator).
+    dtype : {None, "float32", "float64"}, default=None
+        Working precision on ``device`` (see the plain estimator).
 """
 
 _CV_ATTRS_DOC = """
@@ -173,7 +177,8 @@ class _ConvexMLPCVMixin:
 
 
 def _cv_init_params(self, activation, negative_slope, alphas, n_alphas, alpha_min_ratio, cv,
-                    scoring, n_patterns, sampler, solver, tol, max_iter, random_state, verbose):
+                    scoring, n_patterns, sampler, solver, tol, max_iter, random_state, verbose,
+                    device, dtype):
     self.activation = activation
     self.negative_slope = negative_slope
     self.alphas = alphas
@@ -188,6 +193,8 @@ def _cv_init_params(self, activation, negative_slope, alphas, n_alphas, alpha_mi
     self.max_iter = max_iter
     self.random_state = random_state
     self.verbose = verbose
+    self.device = device
+    self.dtype = dtype
 
 
 class ConvexMLPRegressorCV(_ConvexMLPCVMixin, ConvexMLPRegressor):
@@ -228,9 +235,12 @@ class ConvexMLPRegressorCV(_ConvexMLPCVMixin, ConvexMLPRegressor):
         max_iter: int = 5000,
         random_state=None,
         verbose: int = 0,
+        device: str | None = None,
+        dtype: str | None = None,
     ):
         _cv_init_params(self, activation, negative_slope, alphas, n_alphas, alpha_min_ratio, cv,
-                        scoring, n_patterns, sampler, solver, tol, max_iter, random_state, verbose)
+                        scoring, n_patterns, sampler, solver, tol, max_iter, random_state, verbose,
+                        device, dtype)
 
     def fit(self, X, y, sample_weight=None):
         """Choose ``alpha`` by cross-validation, then refit on all the data.
@@ -291,10 +301,13 @@ class ConvexMLPClassifierCV(_ConvexMLPCVMixin, ConvexMLPClassifier):
         max_iter: int = 5000,
         random_state=None,
         verbose: int = 0,
+        device: str | None = None,
+        dtype: str | None = None,
         class_weight=None,
     ):
         _cv_init_params(self, activation, negative_slope, alphas, n_alphas, alpha_min_ratio, cv,
-                        scoring, n_patterns, sampler, solver, tol, max_iter, random_state, verbose)
+                        scoring, n_patterns, sampler, solver, tol, max_iter, random_state, verbose,
+                        device, dtype)
         self.class_weight = class_weight
 
     def fit(self, X, y, sample_weight=None):

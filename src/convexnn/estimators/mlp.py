@@ -73,6 +73,17 @@ _PARAMS_DOC = """
         check from the start. Ctrl-C during ``fit`` stops cleanly at any verbosity:
         the estimator keeps the network of the last gap check with its certificate
         and warns with :class:`~convexnn.FitInterruptedWarning`.
+    device : None, "cpu", "cuda" or "cuda:N", default=None
+        Where the program's products run. ``None``: numpy on the host. A torch
+        device (needs the ``torch`` extra): the data and masks are copied to it once
+        and every solver runs unchanged with its products there
+        (:mod:`convexnn.devices`); the certificate is computed in float64 and the
+        exported network is the same kind of numpy network.
+    dtype : {None, "float32", "float64"}, default=None
+        Working precision of the products on ``device``: None means float32 on a GPU
+        and float64 on the CPU. Certificates are always float64; with float32, FISTA
+        switches to float64 products by itself when float32 stops shrinking the gap.
+        Ignored when ``device`` is None.
 """
 
 _ATTRS_DOC = """
@@ -223,6 +234,8 @@ class ConvexMLPClassifier(ClassifierMixin, BaseConvexMLP):
         warm_start: bool = False,
         random_state=None,
         verbose: int = 0,
+        device: str | None = None,
+        dtype: str | None = None,
         class_weight=None,
     ):
         super().__init__(
@@ -237,6 +250,8 @@ class ConvexMLPClassifier(ClassifierMixin, BaseConvexMLP):
             warm_start=warm_start,
             random_state=random_state,
             verbose=verbose,
+            device=device,
+            dtype=dtype,
         )
         self.class_weight = class_weight
 

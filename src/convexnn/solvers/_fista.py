@@ -29,6 +29,9 @@ class Composite:
     adjoint: Callable[[np.ndarray], np.ndarray]  # dh -> K^T dh
     prox: Callable[[np.ndarray, float], np.ndarray]  # (x, step) -> prox_{step g}(x)
     nonsmooth: Callable[[np.ndarray], float]  # x -> g(x)
+    #: relative slack of the line search's decrease test: a few rounding units of the
+    #: products (float64: 1e-14; float32 products on a device need more)
+    slack: float = 1e-14
 
 
 @dataclass
@@ -78,7 +81,7 @@ def fista(
             hn, _ = problem.smooth(aux_n)
             d = xn - y
             dd = float(d @ d)
-            if hn <= hy + float(gy @ d) + dd / (2 * step) + 1e-14 * abs(hy) or step < 1e-30:
+            if hn <= hy + float(gy @ d) + dd / (2 * step) + problem.slack * abs(hy) or step < 1e-30:
                 break
             step *= 0.5
         value = hn + problem.nonsmooth(xn)

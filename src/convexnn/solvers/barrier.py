@@ -199,6 +199,12 @@ class DualBarrier(Solver):
     # -- the solve -----------------------------------------------------------------------
     def solve(self, program, *, tol, max_iter, init=None, verbose=0):
         self.check(program)
+        # its Newton matrices are float64 host arrays; the few operator products it
+        # needs run in float64 too (a float32 device would blur the tight gaps it certifies)
+        with program.exact_products():
+            return self._solve(program, tol=tol, max_iter=max_iter, init=init, verbose=verbose)
+
+    def _solve(self, program, *, tol, max_iter, init, verbose):
         op, loss, alpha = program.operator, program.loss, float(program.alpha)
         w_all = program.sample_weight
         pos = np.flatnonzero(w_all > 0)

@@ -16,6 +16,12 @@ from .base import History, ProgressPrinter, Solution, Solver
 
 __all__ = ["FISTA"]
 
+#: gap checks without a 1 % improvement after which float32 products are promoted
+_STALL_CHECKS = 5
+#: the line search's slack in rounding units of the products (float32 on a device:
+#: 4 eps kept the float64 iteration counts; 0 stalled, 64 accepted too long steps)
+_SLACK_EPS = 4
+
 
 def _initial_step(program: ConvexProgram) -> float:
     """``1 / L`` from a short power iteration; the line search corrects it."""
@@ -60,9 +66,20 @@ class FISTA(Solver):
             G, g_intercept = program.adjoint(dZ)
             return np.concatenate([G.ravel(), g_intercept])
 
-        problem = Composite(forward, smooth, adjoint, flat.prox, flat.nonsmooth)
+        op = program.operator
+
+        def make_problem() -> Composite:
+            # the line search tolerates a few rounding units of the products' precision
+            slack = max(1e-14, _SLACK_EPS * op.eps)
+            return Composite(forward, smooth, adjoint, flat.prox, flat.nonsmooth, slack)
+
+        problem = make_problem()
         x0 = flat.start(init)
         state = init_state(problem, x0, _initial_step(program))
+        # float32 products (a device operator): when the gap stops shrinking for
+        # ``_STALL_CHECKS`` checks, the rest of the solve runs in float64
+        gaps: list[float] = []
+        promote = {"now": False}
 
         history = History()
         curve: list[float] = []
@@ -80,16 +97,35 @@ class FISTA(Solver):
             history.record(it, progress.elapsed(), s.value, best["dual"])
             progress(it, s.value, best["dual"])
             progress.snapshot(*unpack(s.x), best["point"], iteration=it, objective=s.value)
-            return s.value - best["dual"] <= tol * abs(s.value)
+            gap = s.value - best["dual"]
+            if gap <= tol * abs(s.value):
+                return True
+            gaps.append(gap)
+            if (op.eps > 1e-10 and len(gaps) > _STALL_CHECKS
+                    and min(gaps[-_STALL_CHECKS:]) > 0.99 * min(gaps[:-_STALL_CHECKS])):
+                promote["now"] = op.promote()
+                return promote["now"]
+            return False
+
+        done_before = {"n": 0}  # iterations of earlier (float32) rounds
 
         def stop(it, s) -> bool:
             curve.append(s.value)
+            it += done_before["n"]
             return it % self.check_every == 0 and check(it, s)
 
-        if check(0, state):
-            n_iter = 0
-        else:
-            state, n_iter = fista(problem, state, max_iter, stop)
+        n_iter = 0
+        if not check(0, state):
+            while n_iter < max_iter:
+                state, done = fista(problem, state, max_iter - n_iter, stop)
+                n_iter += done
+                done_before["n"] = n_iter
+                if not promote["now"]:
+                    break
+                # products are float64 now: restart from the iterate with exact images
+                promote["now"] = False
+                problem = make_problem()
+                state = init_state(problem, state.x, state.step)
             if n_iter % self.check_every:
                 check(n_iter, state)
         progress.close()
