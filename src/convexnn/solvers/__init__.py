@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from ..losses import SquaredLoss
+from .admm import ADMM
 from .barrier import DualBarrier
 from .base import History, Solution, Solver
 from .fista import FISTA
 from .reference import CvxpySolver
 
 __all__ = [
+    "ADMM",
     "CvxpySolver",
     "DualBarrier",
     "FISTA",
@@ -23,6 +25,7 @@ __all__ = [
 
 SOLVERS: dict[str, type[Solver]] = {
     "fista": FISTA,
+    "admm": ADMM,
     "barrier": DualBarrier,
     "cvxpy": CvxpySolver,
 }

@@ -73,7 +73,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy.linalg import cho_factor, cho_solve, solve_triangular
+from scipy.linalg import cho_factor, cho_solve
 
 from ..certificates import DualPoint, dual_point_from_outputs, dual_value
 from ..losses import SquaredLoss
@@ -165,7 +165,9 @@ class _NystromPCG:
         self.shape = (op.n_blocks, op.n_inputs)
         self.dim = int(np.prod(self.shape))
         self.rank = min(rank, self.dim)
-        self.max_rank = min(max_rank, self.dim)
+        # F^T F has rank <= n_samples per output column
+        self.max_rank = min(max_rank, self.dim, op.n_samples)
+        self.rank = min(self.rank, self.max_rank)
         self.kappa, self.max_iter = kappa, max_iter
         self.rng = np.random.default_rng(random_state)
         self.U = None
@@ -184,8 +186,11 @@ class _NystromPCG:
         nu = np.sqrt(self.dim) * np.finfo(float).eps * np.linalg.norm(Y)
         Y += nu * Omega
         C = Omega.T @ Y
-        L = np.linalg.cholesky(0.5 * (C + C.T))
-        Bm = solve_triangular(L, Y.T, lower=True).T  # Y L^{-T}
+        # B = Y C^{-1/2} (a pseudo-inverse square root: F^T F has rank <= n_samples, so C
+        # can be singular beyond the shift)
+        e, Q = np.linalg.eigh(0.5 * (C + C.T))
+        ok = e > 1e-12 * e.max(initial=0.0)
+        Bm = Y @ (Q[:, ok] / np.sqrt(e[ok]))
         evals, V = np.linalg.eigh(Bm.T @ Bm)  # singular values squared, ascending
         keep = evals > max(nu, 1e-14 * evals.max(initial=0.0))
         sig = np.sqrt(evals[keep])
@@ -197,7 +202,8 @@ class _NystromPCG:
         while True:
             if self.U is None:
                 self._sketch()
-            small = float(self.lam.min(initial=0.0)) if self.lam.size == self.rank else 0.0
+            # the smallest kept eigenvalue bounds the neglected tail (0: nothing is neglected)
+            small = float(self.lam.min(initial=0.0)) if self.lam.size >= self.rank else 0.0
             if rho_z * small <= self.kappa * self.block.smallest or self.rank >= self.max_rank:
                 break
             self.rank = min(2 * self.rank, self.max_rank)
@@ -277,7 +283,7 @@ class ADMM(Solver):
         Residual balancing: a penalty whose constraint's normalised primal and dual
         residuals differ by more than ``adapt_ratio`` is multiplied by the square root
         of their ratio (and its scaled dual divided by it).
-    adapt_ratio : float, default=2.0
+    adapt_ratio : float, default=5.0
     check_every : int, default=10
         Iterations between residual evaluations (and ``rho`` updates); gap checks
         happen at these iterations, spaced further apart while they would take more
@@ -312,7 +318,7 @@ class ADMM(Solver):
         relaxation: float = 1.6,
         rho: tuple[float, float, float] | None = None,
         adapt_rho: bool = True,
-        adapt_ratio: float = 2.0,
+        adapt_ratio: float = 5.0,
         check_every: int = 10,
         rank: int = 20,
         max_rank: int = 400,
