@@ -128,6 +128,15 @@ MAX_ENUMERATED = 20_000_000
 _CHUNK = 1 << 18
 
 
+def _squared_objective(net, x, y, alpha: float, sample_weight=None) -> float:
+    """:math:`\\tfrac12\\sum_i w_i (f(x_i) - y_i)^2 + \\alpha P` of a 1-D network ``net``
+    (its ``forward`` and ``penalty``); ``w`` sums to one, uniform when None."""
+    y = np.asarray(y, dtype=float).reshape(-1)
+    w = np.full(y.shape[0], 1.0 / y.shape[0]) if sample_weight is None else np.asarray(sample_weight, float)
+    r = net.forward(x) - y
+    return 0.5 * float(w @ (r * r)) + alpha * net.penalty()
+
+
 # --------------------------------------------------------------------------- activations
 
 
@@ -254,24 +263,14 @@ class ChainNetwork:
     def objective(self, x, y, alpha: float, sample_weight=None) -> float:
         """:math:`\\tfrac12\\sum_i w_i (f(x_i) - y_i)^2 + \\alpha P(\\theta)` (weights sum to one;
         the plain mean when ``sample_weight`` is None)."""
-        y = np.asarray(y, dtype=float).reshape(-1)
-        w = np.full(y.shape[0], 1.0 / y.shape[0]) if sample_weight is None else np.asarray(sample_weight, float)
-        r = self.forward(x) - y
-        return 0.5 * float(w @ (r * r)) + alpha * self.penalty()
+        return _squared_objective(self, x, y, alpha, sample_weight)
 
     def to_torch(self, dtype=None):
         """The same network as a ``torch.nn.Module`` mapping ``(n,)`` or ``(n, 1)`` to ``(n,)``."""
-        try:
-            import torch
-            from torch import nn
-        except ImportError as exc:  # pragma: no cover - depends on the environment
-            raise ImportError("to_torch() needs the torch extra: pip install 'convexnn[torch]'") from exc
+        from .export.torch import torch_builder
 
-        dtype = torch.float64 if dtype is None else dtype
+        torch, nn, t = torch_builder(dtype)
         net = self
-
-        def t(a):
-            return torch.as_tensor(np.ascontiguousarray(a, dtype=float), dtype=dtype)
 
         class ParallelChains(nn.Module):
             """``xi + sum_k alpha_k h_k``, each ``h_k`` a chain of width-one layers."""
@@ -693,24 +692,14 @@ class BlockNetwork:
 
     def objective(self, x, y, alpha: float, sample_weight=None) -> float:
         """:math:`\\tfrac12\\sum_i w_i (f(x_i) - y_i)^2 + \\alpha P` (weights sum to one)."""
-        y = np.asarray(y, dtype=float).reshape(-1)
-        w = np.full(y.shape[0], 1.0 / y.shape[0]) if sample_weight is None else np.asarray(sample_weight, float)
-        r = self.forward(x) - y
-        return 0.5 * float(w @ (r * r)) + alpha * self.penalty()
+        return _squared_objective(self, x, y, alpha, sample_weight)
 
     def to_torch(self, dtype=None):
         """The same network as a ``torch.nn.Module`` mapping ``(n,)`` or ``(n, 1)`` to ``(n,)``."""
-        try:
-            import torch
-            from torch import nn
-        except ImportError as exc:  # pragma: no cover - depends on the environment
-            raise ImportError("to_torch() needs the torch extra: pip install 'convexnn[torch]'") from exc
+        from .export.torch import torch_builder
 
-        dtype = torch.float64 if dtype is None else dtype
+        torch, nn, t = torch_builder(dtype)
         net = self
-
-        def t(a):
-            return torch.as_tensor(np.ascontiguousarray(a, dtype=float), dtype=dtype)
 
         class ParallelStepBlocks(nn.Module):
             """``xi + sum_k alpha_k a_k sigma(u_k . v_k + d_k)``, ``u_k`` a rectangular step block."""

@@ -489,17 +489,10 @@ class DeepThresholdNetwork:
             Return shape ``(n_samples,)`` instead of ``(n_samples, 1)``.
         dtype : torch.dtype, default torch.float64
         """
-        try:
-            import torch
-            from torch import nn
-        except ImportError as exc:  # pragma: no cover - depends on the environment
-            raise ImportError("to_torch() needs the torch extra: pip install 'convexnn[torch]'") from exc
+        from .export.torch import torch_builder
 
-        dtype = torch.float64 if dtype is None else dtype
+        torch, nn, t = torch_builder(dtype)
         net = self
-
-        def t(a):
-            return torch.as_tensor(np.ascontiguousarray(a, dtype=float), dtype=dtype)
 
         class DeepThresholdModule(nn.Module):
             """``h_l = s_l * 1[h_{l-1} W_l + b_l > 0]``, output ``h_{L-1} W_L + c``."""

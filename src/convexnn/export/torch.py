@@ -4,7 +4,30 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["to_torch_module"]
+__all__ = ["to_torch_module", "torch_builder"]
+
+
+def torch_builder(dtype=None):
+    """``(torch, nn, t)`` for building an exported module: the torch modules and
+    ``t(a)``, which turns an array into a tensor of ``dtype`` (default float64).
+
+    Raises
+    ------
+    ImportError
+        When torch is not installed, with the extra to install.
+    """
+    try:
+        import torch
+        from torch import nn
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise ImportError("to_torch() needs the torch extra: pip install 'convexnn[torch]'") from exc
+
+    dtype = torch.float64 if dtype is None else dtype
+
+    def t(a: np.ndarray):
+        return torch.as_tensor(np.ascontiguousarray(a, dtype=float), dtype=dtype)
+
+    return torch, nn, t
 
 
 def to_torch_module(network, squeeze_output: bool = False, dtype=None):
@@ -18,16 +41,7 @@ def to_torch_module(network, squeeze_output: bool = False, dtype=None):
         estimators' 1-D ``decision_function``/``predict``).
     dtype : torch.dtype, default torch.float64
     """
-    try:
-        import torch
-        from torch import nn
-    except ImportError as exc:  # pragma: no cover - depends on the environment
-        raise ImportError("to_torch() needs the torch extra: pip install 'convexnn[torch]'") from exc
-
-    dtype = torch.float64 if dtype is None else dtype
-
-    def t(a: np.ndarray):
-        return torch.as_tensor(np.ascontiguousarray(a), dtype=dtype)
+    torch, nn, t = torch_builder(dtype)
 
     class TwoLayerNetwork(nn.Module):
         """``act(x W1 + b1) W2 + b2`` with ``act`` ReLU, leaky ReLU (the network's
