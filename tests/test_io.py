@@ -270,7 +270,7 @@ def test_file_is_pickle_free_and_header_is_descriptive(binary_classifier, tmp_pa
     assert header["format"] == "convexnn-model"
     # written with the lowest version that describes it: version-1 readers still load it
     assert header["format_version"] == 1
-    assert cio.FORMAT_VERSION == 2
+    assert cio.FORMAT_VERSION == 3
     assert header["convexnn_version"] == "0.1.0"
     assert header["estimator"]["class"] == "ConvexMLPClassifier"
     assert header["checksum"]["algorithm"] == "sha256"
@@ -322,8 +322,8 @@ def test_newer_format_version_is_refused(binary_classifier, tmp_path):
     with pytest.raises(ValueError) as excinfo:
         cio.load(path)
     assert str(excinfo.value) == (
-        "file written by convexnn format version 3; this convexnn reads up to 2; "
-        "upgrade convexnn"
+        f"file written by convexnn format version {cio.FORMAT_VERSION + 1}; this convexnn "
+        f"reads up to {cio.FORMAT_VERSION}; upgrade convexnn"
     )
 
 

@@ -18,8 +18,11 @@ The checksum covers every array (name, dtype, shape and bytes) and the header it
 
 Supported objects are the convexnn estimators (every estimator class listed in
 ``convexnn.estimators.__all__``: a new estimator there is saved and loaded without any
-change to this module) and a scikit-learn :class:`~sklearn.pipeline.Pipeline` made of a
-:class:`~sklearn.preprocessing.StandardScaler` followed by one convexnn estimator.
+change to this module), a scikit-learn :class:`~sklearn.pipeline.Pipeline` made of a
+:class:`~sklearn.preprocessing.StandardScaler` followed by one convexnn estimator, and
+the exported network value objects on their own (:class:`~convexnn.network.Network`,
+:class:`~convexnn.threshold.DeepThresholdNetwork`, :class:`~convexnn.deep1d.ChainNetwork`,
+:class:`~convexnn.deep1d.BlockNetwork`; header ``kind`` ``"network"``).
 
 Values that can be stored: None, bools, numbers, strings, NumPy scalars and arrays
 (object arrays of strings or numbers are converted), lists and tuples of those,
@@ -33,9 +36,10 @@ array...) are copied to host memory and stored as NumPy arrays, floating point o
 as float64, so a model fitted on a GPU loads on a CPU-only machine.
 
 Format versions: 1 (dicts of plain JSON, ``Certificate`` only); 2 adds dicts holding
-arrays, nested estimators and convexnn dataclasses. A file is written with the lowest
-version that can describe it, so models that version 1 could store stay readable by
-older convexnn releases.
+arrays, nested estimators and convexnn dataclasses; 3 adds files holding a bare network
+(``kind = "network"``), which a version-2 reader would misread. A file is written with
+the lowest version that can describe it, so models that version 1 could store stay
+readable by older convexnn releases.
 """
 
 from __future__ import annotations
@@ -61,7 +65,9 @@ __all__ = ["FORMAT_NAME", "FORMAT_VERSION", "load", "save"]
 #: Name written in every header; a file with another name is not a convexnn model.
 FORMAT_NAME = "convexnn-model"
 #: Newest format version this convexnn writes and reads.
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
+#: Format version of a file holding a bare network (``kind = "network"``).
+_NETWORK_FORMAT_VERSION = 3
 
 _HEADER_KEY = "__header__"
 
@@ -91,6 +97,16 @@ def _estimator_registry() -> dict[str, type]:
         if isinstance(obj, type) and issubclass(obj, BaseEstimator) and obj.__name__ == name:
             registry[name] = obj
     return registry
+
+
+def _network_registry() -> dict[str, type]:
+    """Network value objects :func:`save` accepts on their own (``kind = "network"``):
+    the dataclasses the estimators export (``to_network()``, ``network_``)."""
+    from convexnn.deep1d import BlockNetwork, ChainNetwork
+    from convexnn.network import Network
+    from convexnn.threshold import DeepThresholdNetwork
+
+    return {cls.__name__: cls for cls in (Network, DeepThresholdNetwork, ChainNetwork, BlockNetwork)}
 
 
 def _value_registry() -> dict[str, tuple[type, Callable[[Any], dict], Callable[[dict], Any]]]:
@@ -500,7 +516,8 @@ def save(
     *,
     metadata: Mapping[str, Any] | None = None,
 ) -> Path:
-    """Save a convexnn estimator (or a StandardScaler + estimator Pipeline) to ``path``.
+    """Save a convexnn estimator (or a StandardScaler + estimator Pipeline, or a network)
+    to ``path``.
 
     The file is a single ``.npz`` archive that :func:`load` reads with
     ``allow_pickle=False``; nothing in it is pickled. It stores the estimator's class
@@ -511,11 +528,16 @@ def save(
 
     Parameters
     ----------
-    estimator : convexnn estimator or Pipeline
+    estimator : convexnn estimator, Pipeline or network
         The model to save, fitted or not: any estimator class listed in
         ``convexnn.estimators.__all__``. A :class:`~sklearn.pipeline.Pipeline` must
         consist of exactly a :class:`~sklearn.preprocessing.StandardScaler` followed by
-        one convexnn estimator. Array attributes held by another framework or on a GPU
+        one convexnn estimator. A network value object on its own
+        (:class:`~convexnn.network.Network`,
+        :class:`~convexnn.threshold.DeepThresholdNetwork`,
+        :class:`~convexnn.deep1d.ChainNetwork` or :class:`~convexnn.deep1d.BlockNetwork`,
+        e.g. ``estimator.to_network()``) is stored field by field (format version 3).
+        Array attributes held by another framework or on a GPU
         (torch tensors, CuPy arrays) are copied to host memory as NumPy arrays
         (floating point as float64), so the file loads on a CPU-only machine.
     path : str or path-like
@@ -592,6 +614,13 @@ def save(
             "scaler": writer.encode_estimator(steps[0][1], "scaler"),
         }
         header["estimator"] = writer.encode_estimator(steps[1][1], "estimator")
+    elif _network_registry().get(type(estimator).__name__) is type(estimator):
+        header["kind"] = "network"
+        header["network"] = writer.encode(
+            estimator, "network", f"the {type(estimator).__name__}", objects=True,
+            hint="networks hold arrays, scalars and strings only",
+        )
+        writer.version = max(writer.version, _NETWORK_FORMAT_VERSION)
     else:
         check_estimator(estimator, "")
         header["kind"] = "estimator"
@@ -631,8 +660,8 @@ def load(path: str | os.PathLike[str], *, return_metadata: bool = False) -> Any:
     """Load a model written by :func:`save`.
 
     The archive is read with ``np.load(..., allow_pickle=False)``, the header's format
-    name, format version and checksum are verified, and the estimator class is looked
-    up in convexnn's own registry (no name from the file is ever imported).
+    name, format version and checksum are verified, and the estimator (or network) class
+    is looked up in convexnn's own registry (no name from the file is ever imported).
 
     Parameters
     ----------
@@ -643,9 +672,9 @@ def load(path: str | os.PathLike[str], *, return_metadata: bool = False) -> Any:
 
     Returns
     -------
-    model : convexnn estimator or Pipeline
-        The model, with the same parameters and fitted attributes as the one saved;
-        it predicts identically. Arrays come back as NumPy arrays in host memory
+    model : convexnn estimator, Pipeline or network
+        The model, with the same parameters and fitted attributes (a network: the same
+        fields) as the one saved; it predicts identically. Arrays come back as NumPy arrays in host memory
         (see :func:`save`), whatever device the model was fitted on.
     metadata : dict
         Only when ``return_metadata=True``.
@@ -697,14 +726,17 @@ def load(path: str | os.PathLike[str], *, return_metadata: bool = False) -> Any:
         )
 
     reader = _Reader(arrays, path_str)
-    estimator = reader.build(header.get("estimator"), _estimator_registry())
     kind = header.get("kind")
-    if kind == "pipeline":
-        model = _build_pipeline(header.get("pipeline"), estimator, reader)
-    elif kind == "estimator":
-        model = estimator
+    if kind == "network":
+        model = _build_network(header.get("network"), reader)
     else:
-        raise ValueError(f"{path_str}: unknown model kind {kind!r}")
+        estimator = reader.build(header.get("estimator"), _estimator_registry())
+        if kind == "pipeline":
+            model = _build_pipeline(header.get("pipeline"), estimator, reader)
+        elif kind == "estimator":
+            model = estimator
+        else:
+            raise ValueError(f"{path_str}: unknown model kind {kind!r}")
     unused = sorted(set(arrays) - reader.used)
     if unused:
         raise ValueError(f"{path_str}: arrays not described by the header: {', '.join(unused)}")
@@ -712,6 +744,20 @@ def load(path: str | os.PathLike[str], *, return_metadata: bool = False) -> Any:
         metadata = header.get("metadata") or {}
         return model, metadata
     return model
+
+
+def _build_network(spec: Any, reader: _Reader) -> Any:
+    """The network a ``kind = "network"`` file holds; only the classes of
+    :func:`_network_registry` are accepted."""
+    allowed = _network_registry()
+    names = {f"{cls.__module__}:{cls.__qualname__}" for cls in allowed.values()}
+    if not (isinstance(spec, dict) and spec.get("type") == "dataclass" and spec.get("class") in names):
+        found = spec.get("class") if isinstance(spec, dict) else None
+        raise ValueError(
+            f"{reader.path}: a network file must hold one of {', '.join(sorted(allowed))}; "
+            f"found {found!r}"
+        )
+    return reader.decode(spec)
 
 
 def _build_pipeline(entry: Any, estimator: Any, reader: _Reader) -> Any:
