@@ -51,11 +51,38 @@ Dictionaries (``x_j`` data points, ``s = \\pm 1``):
 Step activations are scale invariant, so their units carry a trainable amplitude
 :math:`a_k` (:math:`a_k\\sigma(w_k x + b_k)`, Ergen et al. 2023); the penalty is
 :math:`\\tfrac12\\sum_k(a_k^2 + \\alpha_k^2)` and the inner weight is exported with
-:math:`|w_k| = 1` (its size is meaningless). Only depth 2 is built for them, and only
-depth 2 for ``leaky_relu`` and ``abs``: deeper narrow chains of step units compute the
-same step features (a step of a step is a step), and the paper's deeper results for
-those activations concern other architectures (rectangular / tree networks) that this
-module does not build.
+:math:`|w_k| = 1` (its size is meaningless). As chains, only depth 2 is built for them, and
+only depth 2 for ``leaky_relu`` and ``abs``: deeper narrow chains of step units compute
+the same step features (a step of a step is a step). Deeper step networks are built as
+parallel **rectangular blocks** (``architecture="rectangular"``, any depth >= 3, see
+:class:`BlockNetwork` and :func:`build_switch_dictionary`); the paper's *tree* networks
+of sign units are not built.
+
+What is the paper's and what is convexnn's
+------------------------------------------
+The paper's abstract (arXiv 2403.01046, v1) states: training on 1-D data is a Lasso
+with a fixed, explicit dictionary that depends on activation and depth, for 2-layer
+networks with piecewise-linear activations, deep narrow ReLU networks of up to 4
+layers, and rectangular and tree networks with sign activation of arbitrary depth; in
+ReLU networks a fourth layer creates features at reflections of the training data.
+(Later versions say that in "certain general architectures" with absolute value or
+ReLU a *third* layer already creates reflections; those architectures are not the
+parallel narrow chains built here.) The theorem statements themselves (exact
+penalties, widths, dictionary index sets) could not be consulted while writing this
+module, so the following are convexnn's own derivations, each checked by tests
+(cvxpy on brute-force dictionaries, L-BFGS from random starts, the issue's
+interpolation oracles) rather than taken from the paper:
+
+* the completeness argument above (features affine in their breakpoints between
+  data points; AM-GM balancing of the :math:`\\tfrac1L\\sum|\\theta|^L` penalty);
+* the step activations' amplitude parametrisation and its penalty
+  :math:`\\tfrac12\\sum(a_k^2 + \\alpha_k^2)` (taken from Ergen et al. 2023 for
+  threshold units, applied here to 1-D chains and blocks);
+* that with parallel narrow ReLU chains depth 4 has the same optimal value as depth 3
+  (the reflection features are, on the data, convex combinations of depth-3 clamps);
+* the rectangular-block dictionary (step features with at most ``width`` switches at
+  data points) and the block that realises each feature;
+* the deduplication and tie-breaking rules below.
 
 Every feature of the ReLU chains is a *clamp* :math:`c + \\min(\\mathrm{relu}(s(x -
 a)), h)` (breakpoints :math:`a` and :math:`a + s h`, :math:`h \\le \\infty`): clamping

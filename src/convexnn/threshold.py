@@ -552,10 +552,20 @@ def shattering_layers(X, hidden_layer_sizes) -> list[tuple[np.ndarray, np.ndarra
     ``2..L-2`` copy it (``W = I``, ``b = -1/2``, ``s = 1``). These layers are not
     penalised (their scale is irrelevant to the steps that follow).
 
-    Width condition: a layer that shatters ``N`` points has width at least ``N - 1``
-    (halfspaces in :math:`\\mathbb R^m` shatter at most ``m + 1`` points), so this
-    construction needs :math:`m_l \\ge N - 1` for ``l = 1..L-2``; the exported layers
-    have exactly ``N - 1`` units (units beyond that would be dead ones).
+    Widths. For every pattern of the ``N`` points to be reachable by the units of layer
+    ``L - 1``, halfspaces must shatter the features :math:`h^{(L-2)} \\in \\mathbb
+    R^{m_{L-2}}`, and halfspaces in :math:`\\mathbb R^m` shatter at most ``m + 1``
+    points: for layer ``L - 2``, :math:`m_{L-2} \\ge N - 1` is necessary. For layers
+    ``1..L-3`` it is only what this construction uses (each carries the staircase); a
+    narrower earlier layer can suffice for other constructions (e.g. when :math:`[X, 1]`
+    has full row rank, :math:`\\lceil\\log_2 N\\rceil` first-layer units can give the
+    points distinct binary codes, which the next layer turns into a staircase), so the
+    ``ValueError`` below is a limit of this construction, not of the paper's theorem.
+    (With one input feature it is necessary for layer 1 too: ``m`` steps along a line
+    take at most ``m + 1`` distinct values.) The exported layers have exactly ``N - 1``
+    units (units beyond that would be dead ones). This construction is convexnn's own;
+    the paper states the simplified problem for data shattered at some layer without
+    prescribing how the earlier layers achieve it.
 
     Parameters
     ----------
@@ -590,9 +600,11 @@ def shattering_layers(X, hidden_layer_sizes) -> list[tuple[np.ndarray, np.ndarra
     if narrow:
         l, m = narrow[0]
         raise ValueError(
-            f"hidden layer {l} has width {m}, but shattering the {N} distinct training inputs "
-            f"needs width >= {N - 1} in hidden layers 1..{len(sizes) - 1} (the width condition "
-            f"of the deep threshold Lasso); use hidden_layer_sizes with those layers >= {N - 1}."
+            f"hidden layer {l} has width {m}, but convexnn's shattering construction of the {N} "
+            f"distinct training inputs carries a staircase of {N - 1} steps through hidden layers "
+            f"1..{len(sizes) - 1} and needs width >= {N - 1} in each (for layer {len(sizes) - 1}, "
+            f"the last before the Lasso layer, this is necessary for every pattern to be "
+            f"reachable); use hidden_layer_sizes with those layers >= {N - 1}."
         )
     theta = 0.5 * (v[:-1] + v[1:])
     layers = [(np.repeat(u[:, None], N - 1, axis=1), -theta, np.ones(N - 1))]

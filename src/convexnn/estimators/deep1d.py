@@ -35,12 +35,13 @@ __all__ = ["Deep1DRegressor", "Deep1DCertificate"]
 
 
 class Deep1DCertificate(Certificate):
-    """A :class:`~convexnn.certificates.Certificate` worded for parallel narrow chains.
+    """A :class:`~convexnn.certificates.Certificate` worded for parallel narrow chains
+    (or parallel rectangular step blocks).
 
-    ``activation`` reads ``"<activation>, depth <L>"``. The dictionary is complete
-    (every unit chain's values on the data are covered), so ``scope`` is ``"global"``:
-    the bound holds for every network of parallel narrow chains of that depth and
-    activation, of any width. With ``alpha = 0`` the numbers are those of the
+    ``activation`` reads ``"<activation>, depth <L>"`` (plus ``", rectangular width
+    <m>"``). The dictionary is complete (every unit chain's, or block's, values on the
+    data are covered), so ``scope`` is ``"global"``: the bound holds for every network
+    of that architecture, depth and activation, with any number of chains (blocks). With ``alpha = 0`` the numbers are those of the
     minimum-norm interpolation LP (primal: the penalty of the exported network; dual:
     the LP dual bound).
     """
@@ -60,10 +61,10 @@ class Deep1DCertificate(Certificate):
 
 
 class Deep1DRegressor(RegressorMixin, BaseEstimator):
-    """Deep narrow network on one input feature, trained to its global optimum.
+    """Deep network on one input feature, trained to its global optimum.
 
-    The network is a sum of ``m`` parallel chains of ``depth - 1`` width-one hidden
-    layers (see :mod:`convexnn.deep1d`),
+    With ``architecture="chains"`` (default) the network is a sum of ``m`` parallel
+    chains of ``depth - 1`` width-one hidden layers (see :mod:`convexnn.deep1d`),
 
     .. math::
 
@@ -88,15 +89,51 @@ class Deep1DRegressor(RegressorMixin, BaseEstimator):
     :math:`\\tfrac12\\lVert f - y\\rVert^2 + \\beta\\cdot\\text{penalty}` is this
     objective times ``n_samples``: ``alpha = beta / n_samples``.
 
+    For the step activations (``sign``, ``threshold``) each unit carries an amplitude
+    :math:`a` and the penalty is :math:`\\tfrac12\\sum_k(a_k^2 + \\alpha_k^2)` (depth 2
+    only as chains). With ``architecture="rectangular"`` (step activations, any
+    ``depth >= 3``) the network is a sum of rectangular blocks
+    (:class:`~convexnn.deep1d.BlockNetwork`),
+
+    .. math::
+
+        f(x) = \\xi + \\sum_k \\alpha_k a_k\\,\\sigma\\big(u_k(x)\\cdot v_k + d_k\\big),
+        \\qquad
+        J = \\tfrac12 \\sum_i w_i\\,(f(x_i) - y_i)^2
+            + \\alpha\\,\\tfrac12\\sum_k\\big(a_k^2 + \\alpha_k^2\\big),
+
+    :math:`u_k(x) \\in \\{\\text{low}, \\text{high}\\}^{m}` the output of ``depth - 2``
+    step layers of width ``m = width`` (their weights feed scale-invariant steps and
+    are not penalised); it is exactly the Lasso over the step features with at most
+    ``width`` switches at data points.
+
+    The dictionary for each case (``x_j`` data points, :math:`s = \\pm1`):
+
+    ==========================  ===================================================
+    depth 2, relu/leaky/abs     ramps :math:`\\sigma(s(x - x_j))`
+    depth 2, sign/threshold     steps :math:`\\sigma(s(x - x_j))`, :math:`\\sigma(0) = 1`
+    depth 3, relu               ramps and capped ramps (clamps) between two data points
+    depth 4, relu               depth 3 plus clamps whose breakpoint is a reflection
+                                :math:`2x_j - x_i` (flagged in
+                                ``breakpoint_is_reflection_``)
+    rectangular, depth >= 3     step sequences with at most ``width`` switches, each
+                                at a data point
+    ==========================  ===================================================
+
     ``alpha = 0`` solves the minimum-norm interpolation :math:`\\min` penalty s.t.
     :math:`f(x_i) = y_i` exactly, as a linear program (HiGHS). ``alpha > 0`` solves the
     Lasso by FISTA with a duality-gap certificate.
 
+    Which parts are the paper's theorems and which are convexnn's own derivations
+    (step-unit penalties, depth 4 = depth 3 in value for parallel chains, the
+    rectangular-block dictionary) is listed in :mod:`convexnn.deep1d`.
+
     Parameters
     ----------
-    depth : {2, 3, 4}, default=2
-        Number of weight layers ``L`` (``L - 1`` hidden units per chain). Depths 3 and
-        4 need ``activation="relu"``.
+    depth : int, default=2
+        Number of weight layers ``L`` (``L - 1`` hidden units per chain): 2, 3 or 4
+        for chains (3 and 4 need ``activation="relu"``), any ``L >= 3`` for
+        ``architecture="rectangular"``.
     activation : {"relu", "leaky_relu", "abs", "sign", "threshold"}, default="relu"
         Step activations (``sign``, ``threshold``, with :math:`\\sigma(0) = 1`) carry a
         trainable amplitude per unit; their penalty is on amplitudes and output
@@ -131,28 +168,32 @@ class Deep1DRegressor(RegressorMixin, BaseEstimator):
 
     Attributes
     ----------
-    dictionary_ : Dictionary
+    dictionary_ : Dictionary or SwitchDictionary
         The deduplicated features (``dictionary_.features_of(j)``: every feature
-        column ``j`` stands for).
+        column ``j`` stands for); a :class:`~convexnn.deep1d.SwitchDictionary` for
+        ``architecture="rectangular"``.
     coef_ : ndarray of shape (n_atoms,)
         Lasso coefficients :math:`z`.
     intercept_ : float
         :math:`\\xi`.
     network_ : ChainNetwork or BlockNetwork
-        The balanced network (one chain per non-zero coefficient); ``network_.forward``
-        reproduces :meth:`predict`.
+        The balanced network (one chain or block per non-zero coefficient);
+        ``network_.forward`` reproduces :meth:`predict`.
     penalty_ : float
-        :math:`\\tfrac1L\\sum|\\theta|^L` of ``network_`` (equals
-        :math:`\\lVert z\\rVert_1`).
+        The penalty of ``network_``: :math:`\\tfrac1L\\sum|\\theta|^L` over its
+        weights (step units: :math:`\\tfrac12\\sum(a_k^2 + \\alpha_k^2)` over
+        amplitudes and output weights); equals :math:`\\lVert z\\rVert_1`.
     objective_ : float
         ``J`` of ``network_`` on the training data; for ``alpha = 0`` the optimal value
         of the interpolation problem, i.e. ``penalty_``.
     breakpoints_ : ndarray of shape (n_breakpoints,)
-        Sorted kinks (jumps, for step activations) of the fitted function.
+        Sorted kinks (jumps, for step activations: the switch points) of the selected
+        features.
     breakpoint_is_reflection_ : ndarray of bool, shape (n_breakpoints,)
         Whether each breakpoint is a reflection :math:`2x_j - x_i` (not a data point).
     n_neurons_ : int
-        Number of parallel chains (each with ``depth - 1`` hidden units).
+        Number of parallel chains (each with ``depth - 1`` hidden units), or of
+        rectangular blocks.
     alpha_max_ : float
         Smallest ``alpha`` whose solution is the constant model.
     certificate_ : Deep1DCertificate

@@ -84,11 +84,13 @@ _OBJECTIVE_DOC = """
     :math:`\\mathbb 1[[h^{(L-2)}, 1] g > 0]`, so for fixed layers ``1..L-2`` training is
     the Lasso above over the patterns of :math:`h^{(L-2)}` provided the last hidden layer
     is wide enough (:math:`m_{L-1} \\ge` the number of non-zero rows of ``C``: the
-    *width condition*). ``fit`` builds layers ``1..L-2`` that **shatter** the ``N``
-    distinct training inputs (a staircase of ``N - 1`` steps along a separating
-    direction, :func:`~convexnn.threshold.shattering_layers`; this needs
-    :math:`m_l \\ge N - 1`, which is also necessary for any layer to shatter ``N``
-    points, and a ``ValueError`` says so otherwise). Then every
+    *width condition* of the paper). ``fit`` builds layers ``1..L-2`` that **shatter**
+    the ``N`` distinct training inputs (a staircase of ``N - 1`` steps along a
+    separating direction, :func:`~convexnn.threshold.shattering_layers`; this needs
+    :math:`m_l \\ge N - 1` for ``l = 1..L-2`` and a ``ValueError`` says so otherwise —
+    necessary for layer ``L - 2``, since halfspaces in :math:`\\mathbb R^m` shatter at
+    most ``m + 1`` points, but for earlier layers a requirement of this construction
+    only). Then every
     :math:`d \\in \\{0,1\\}^N` is a pattern, the Lasso is over *all* binary patterns —
     a lower bound for every threshold network of any depth and width — and the fitted
     network attains it. For the regressor with one output it collapses to the
@@ -98,9 +100,20 @@ _OBJECTIVE_DOC = """
     repeated inputs, ``closed_form=False``) the Lasso over sampled patterns of
     :math:`h^{(L-2)}` is solved by FISTA (``"sampled"`` certificate).
     If the solution needs more than :math:`m_{L-1}` units,
-    ``fit`` raises a ``ValueError`` naming the width needed (``m_{L-1} >= N`` always
-    suffices for the closed form). The exported layers have the widths actually used
-    (at most the requested ones; extra units would be dead).
+    ``fit`` raises a ``ValueError`` naming the width needed (``m_{L-1} >= N - 1``
+    always suffices for the closed form: one unit per distinct fitted value above the
+    smallest). The exported layers have the widths actually used (at most the
+    requested ones; extra units would be dead).
+
+    *The paper's and convexnn's.* The paper proves that deep threshold training is
+    this Lasso over the patterns reachable at layer ``L - 1`` once the last hidden
+    layer is wide enough, and a simplified problem when the data is shattered at some
+    layer. The explicit staircase layers, fixing layers ``1..L-2`` to them, the
+    argument that the all-pattern Lasso bounds every network of any depth and width
+    from below (each last-layer unit is :math:`s\\,d` with :math:`d \\in \\{0,1\\}^N`
+    and costs at least :math:`|s|\\lVert a\\rVert`), and the strict ``> 0`` step
+    (the paper's is :math:`\\ge 0`; on finite data they give the same patterns) are
+    convexnn's derivation.
 """
 
 _PARAMS_DOC = """
