@@ -42,6 +42,7 @@ from collections.abc import Hashable, Sequence
 import numpy as np
 
 from ._nnls import nnls
+from .data import AugmentedData
 
 __all__ = ["ConeProjector"]
 
@@ -51,8 +52,9 @@ class ConeProjector:
 
     Parameters
     ----------
-    Xa : ndarray of shape (n_samples, n_features + 1)
-        Augmented data.
+    Xa : ndarray of shape (n_samples, n_features + 1) or AugmentedData
+        Augmented data; an :class:`~convexnn.data.AugmentedData` may be streamed from
+        a memory map (products run over row chunks either way).
     signs : ndarray of shape (n_samples, n_cones)
         Diagonals of :math:`E_k` (entries ``±1``).
     max_rounds : int, default=200
@@ -66,8 +68,8 @@ class ConeProjector:
         proven shorter than ``zero_below`` early (``"bounded"``).
     """
 
-    def __init__(self, Xa: np.ndarray, signs: np.ndarray, max_rounds: int = 200):
-        self.Xa = Xa
+    def __init__(self, Xa: np.ndarray | AugmentedData, signs: np.ndarray, max_rounds: int = 200):
+        self.data = Xa if isinstance(Xa, AugmentedData) else AugmentedData.from_augmented(Xa)
         self.signs = signs
         self.max_rounds = max_rounds
         self._active: dict[Hashable, tuple[int, ...]] = {}
@@ -122,15 +124,13 @@ class ConeProjector:
         for _ in range(self.max_rounds):
             if pending.size == 0:
                 break
-            Xp, z, Gx = self._solve(U[pending], cones[pending], [sets[i] for i in pending])
+            Xp, z, (rows, gmin, gmax) = self._solve(U[pending], cones[pending], [sets[i] for i in pending])
             # per-row checks, batched: multipliers' signs, bound, most violated row
             sizes = np.array([len(sets[i]) for i in pending])
             zmask = np.arange(z.shape[1])[None, :] < sizes[:, None]
             lh_ok = ~((z <= 0) & zmask).any(axis=1)
             xnorm = np.linalg.norm(Xp, axis=1)
-            rows = Gx.argmin(axis=0)
-            gmin = Gx[rows, np.arange(len(pending))]
-            feasible = gmin >= -1e-12 * np.maximum(np.abs(Gx).max(axis=0), 1e-300)
+            feasible = gmin >= -1e-12 * np.maximum(gmax, 1e-300)
             # valid multipliers and x = 0 up to rounding: the active rows span the
             # space, so the projection is exactly the apex 0
             bounded = lh_ok & (xnorm <= np.maximum(zero_below[pending], 1e-10 * norms[pending]))
@@ -200,7 +200,12 @@ class ConeProjector:
         return out
 
     def _solve(self, U, cones, sets):
-        """One batched round: least squares on every row's active set, ``x = u + G_A^T z``."""
+        """One batched round: least squares on every row's active set, ``x = u + G_A^T z``.
+
+        Returns ``(X, z, (rows, gmin, gmax))``: of ``Gx = E_k Xa x`` (one column per
+        projected row) only its most violated row, that row's value and ``max |Gx|``
+        per column, reduced over row chunks (the ``n x m`` matrix is never formed).
+        """
         m, p = U.shape
         amax = max((len(a) for a in sets), default=0)
         if amax:
@@ -209,7 +214,7 @@ class ConeProjector:
             for i, a in enumerate(sets):
                 idx[i, : len(a)] = a
                 valid[i, : len(a)] = True
-            GA = self.Xa[idx] * (self.signs[idx, cones[:, None]] * valid)[:, :, None]
+            GA = self.data.rows(idx) * (self.signs[idx, cones[:, None]] * valid)[:, :, None]
             M = GA @ GA.transpose(0, 2, 1)
             diag = np.arange(amax)
             M[:, diag, diag] += ~valid  # padding rows: identity, multiplier 0
@@ -223,12 +228,38 @@ class ConeProjector:
         else:
             X = U.copy()
             z = np.zeros((m, 0))
-        Gx = (self.Xa @ X.T) * self.signs[:, cones]
-        return X, z, Gx
+        rows = np.zeros(m, dtype=np.intp)
+        gmin = np.full(m, np.inf)
+        gmax = np.zeros(m)
+        cols = np.arange(m)
+        for s in self.data.chunks(m):
+            Gx = (self.data.rows(s) @ X.T) * self.signs[s][:, cones]
+            loc = Gx.argmin(axis=0)
+            val = Gx[loc, cols]
+            # strictly smaller: the first row of the minimum wins, as in one argmin
+            better = val < gmin
+            rows[better] = loc[better] + s.start
+            gmin[better] = val[better]
+            np.maximum(gmax, np.abs(Gx).max(axis=0), out=gmax)
+            del Gx
+        return X, z, (rows, gmin, gmax)
+
+    @property
+    def Xa(self) -> np.ndarray:
+        """The augmented data as one in-memory matrix (see :class:`~convexnn.data.AugmentedData`)."""
+        return self.data.dense()
+
+    def _cone_matrix(self, cone: int) -> np.ndarray:
+        """:math:`E_k X_a`, built chunk by chunk from the data (an ``n x (d + 1)`` array:
+        the NNLS fallback needs it whole; streamed data are not kept in RAM after it)."""
+        G = np.empty(self.data.shape)
+        for s in self.data.chunks(0):
+            G[s] = self.signs[s, cone, None] * self.data.rows(s)
+        return G
 
     def _fallback(self, U, X, cones, sets, items) -> None:
         for i in items:
-            G = self.signs[:, cones[i], None] * self.Xa
+            G = self._cone_matrix(int(cones[i]))
             X[i] = _project_on_cone(G, U[i])
             gx = G @ X[i]
             scale = max(float(np.abs(gx).max()), 1e-300)

@@ -180,7 +180,10 @@ class TorchGatedOperator(GatedOperator):
 
     def _upload(self, dtype):
         torch = _torch()
-        Xa = torch.from_numpy(self.Xa).to(device=self.device, dtype=dtype)
+        # uploaded row chunk by row chunk: streamed data (a memory map) never sit in host RAM whole
+        Xa = torch.empty(self.data.shape, device=self.device, dtype=dtype)
+        for s in self.data.chunks(0):
+            Xa[s] = torch.from_numpy(self.data.rows(s)).to(device=self.device, dtype=dtype)
         # 0/1 in any float format: the masked products stay exact in their precision
         masks = torch.from_numpy(self.masks).to(device=self.device).to(dtype)
         return Xa, masks

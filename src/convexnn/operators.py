@@ -23,6 +23,10 @@ Rows are processed in chunks so that no array larger than
 only per-pattern data stored: one boolean ``n x P`` array (``n P`` bytes), computed
 chunk by chunk; the products use it directly (float64 arithmetic, exact 0/1 factors)
 and signs :math:`E_k` or diagonals :math:`S_k` are formed per chunk of rows.
+
+The data enter only through :class:`~convexnn.data.AugmentedData`: a memory-mapped
+``X`` (``np.load(path, mmap_mode="r")``) is streamed chunk by chunk and never copied
+into RAM, so data larger than memory can be fitted.
 """
 
 from __future__ import annotations
@@ -31,7 +35,8 @@ import contextlib
 
 import numpy as np
 
-from .patterns import _row_chunks, augment, masks_from_gates
+from .data import AugmentedData
+from .patterns import _row_chunks, masks_from_gates
 
 __all__ = ["CONE_ACTIVATIONS", "GatedOperator", "ConeOperator", "DictionaryOperator",
            "activation_diagonal"]
@@ -112,27 +117,41 @@ class GatedOperator:
 
     Parameters
     ----------
-    X : ndarray of shape (n_samples, n_features)
-        Data (not augmented).
+    X : ndarray of shape (n_samples, n_features) or AugmentedData
+        Data (not augmented). A float64 C-contiguous memory map is streamed in row
+        chunks, never copied into RAM (see :mod:`convexnn.data`).
     gates : ndarray of shape (n_features + 1, n_patterns)
         Gates defining the masks :math:`D_k`.
     """
 
-    def __init__(self, X: np.ndarray, gates: np.ndarray):
-        self.Xa = augment(np.asarray(X, dtype=float))
+    def __init__(self, X: np.ndarray | AugmentedData, gates: np.ndarray):
+        #: :math:`X_a`, in RAM or streamed: every product with data goes through it
+        self.data = X if isinstance(X, AugmentedData) else AugmentedData(X)
         self.gates = np.asarray(gates, dtype=float)
         #: boolean masks :math:`D_k`, shape ``(n_samples, n_patterns)``: the only copy
-        self.masks = masks_from_gates(self.Xa[:, :-1], self.gates)
+        self.masks = masks_from_gates(self.data.X, self.gates)
+
+    @property
+    def Xa(self) -> np.ndarray:
+        """The whole :math:`X_a` as one in-memory matrix (see
+        :meth:`~convexnn.data.AugmentedData.dense`: streamed data are copied into RAM
+        on first access; the iterative products never ask for it)."""
+        return self.data.dense()
+
+    @property
+    def streamed(self) -> bool:
+        """Whether the data are streamed from a memory map."""
+        return self.data.streamed
 
     @property
     def n_samples(self) -> int:
         """Number of rows ``n``."""
-        return self.Xa.shape[0]
+        return self.data.n_samples
 
     @property
     def n_inputs(self) -> int:
         """``n_features + 1``."""
-        return self.Xa.shape[1]
+        return self.data.n_inputs
 
     @property
     def n_patterns(self) -> int:
@@ -159,6 +178,7 @@ class GatedOperator:
         return False
 
     def _chunks(self, width: int):
+        # callers add n_inputs to ``width``: streamed data copy each chunk's rows of Xa
         rows = max(1, _CHUNK_ELEMENTS // max(width, 1))
         for start in range(0, self.n_samples, rows):
             yield slice(start, min(start + rows, self.n_samples))
@@ -168,8 +188,8 @@ class GatedOperator:
         P, p, c = V.shape
         W = V.transpose(1, 0, 2).reshape(p, P * c)
         out = np.empty((self.n_samples, c))
-        for s in self._chunks(P * c):
-            H = (self.Xa[s] @ W).reshape(-1, P, c)
+        for s in self._chunks(P * c + p):
+            H = (self.data.rows(s) @ W).reshape(-1, P, c)
             out[s] = np.einsum("npc,np->nc", H, self.masks[s])  # 0/1 factors: exact
             del H  # one chunk's temporary alive at a time
         return out
@@ -179,9 +199,9 @@ class GatedOperator:
         n, c = Theta.shape
         P = self.n_patterns
         G = np.zeros((self.n_inputs, P * c))
-        for s in self._chunks(P * c):
+        for s in self._chunks(P * c + self.n_inputs):
             T = (self.masks[s][:, :, None] * Theta[s][:, None, :]).reshape(-1, P * c)
-            G += self.Xa[s].T @ T
+            G += self.data.rows(s).T @ T
             del T
         return G.reshape(self.n_inputs, P, c).transpose(1, 0, 2)
 
@@ -208,7 +228,7 @@ class GatedOperator:
 
         ``G`` has shape ``(n_patterns, n_inputs)`` (one vector per block, one output).
         """
-        return self.masks * (self.Xa @ G.T)
+        return self.masks * self.data.matmul(G.T)
 
     def norm_squared(self, w: np.ndarray, n_iter: int = 30, random_state=0) -> float:
         """Power-iteration estimate of :math:`\\lambda_{max}(\\mathcal A^* W \\mathcal A)`.
@@ -305,9 +325,10 @@ class ConeOperator:
         return 2.0 * self.gated.masks[rows] - 1.0
 
     def _row_chunks(self, width: int):
-        """Row chunks for float64 temporaries of ``width`` entries per row (~32 MB each;
-        aligned so that a chunk's products are the rows of the whole product)."""
-        return _row_chunks(self.n_samples, width)
+        """Row chunks for float64 temporaries of ``width`` entries per row, plus the
+        chunk's rows of ``Xa`` when streamed (~32 MB in all; aligned so that a chunk's
+        products are the rows of the whole product)."""
+        return _row_chunks(self.n_samples, width + self.n_inputs)
 
     def split(self, U: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``(v, w)`` halves of ``U``."""
@@ -323,14 +344,14 @@ class ConeOperator:
         out = self.gated.matvec(V)
         if self._masked_only:
             return out
-        return self._scale * out + self._shift * (self.gated.Xa @ V.sum(axis=0))
+        return self._scale * out + self._shift * self.gated.data.matmul(V.sum(axis=0))
 
     def pattern_rmatvec(self, Theta: np.ndarray) -> np.ndarray:
         """:math:`(X_a^\\top S_k \\Theta)_k`, shape ``(n_patterns, n_inputs, n_outputs)``."""
         G = self.gated.rmatvec(Theta)
         if self._masked_only:
             return G
-        return self._scale * G + self._shift * (self.gated.Xa.T @ Theta)[None]
+        return self._scale * G + self._shift * self.gated.data.rmatmul(Theta)[None]
 
     def pattern_norm_squared(self, w: np.ndarray, n_iter: int = 30, random_state=0) -> float:
         """Power-iteration estimate of the top eigenvalue of the ``P``-block map
@@ -356,7 +377,7 @@ class ConeOperator:
     def preactivations(self, U: np.ndarray) -> np.ndarray:
         """:math:`X_a u_j` for every block, shape ``(n_samples, 2P, n_outputs)``."""
         B, p, c = U.shape
-        return (self.gated.Xa @ U.transpose(1, 0, 2).reshape(p, B * c)).reshape(-1, B, c)
+        return self.gated.data.matmul(U.transpose(1, 0, 2).reshape(p, B * c)).reshape(-1, B, c)
 
     @property
     def gated_signs(self) -> np.ndarray:
@@ -379,8 +400,11 @@ class ConeOperator:
     def cone_matrix(self, block: int) -> np.ndarray:
         """:math:`E_k X_a` for block ``block`` (pattern ``k = block mod P``), shape
         ``(n_samples, n_features + 1)``: its cone is ``{u : cone_matrix(block) @ u >= 0}``."""
-        sign = 2.0 * self.gated.masks[:, block % self.n_patterns, None] - 1.0
-        return sign * self.gated.Xa
+        out = np.empty((self.n_samples, self.n_inputs))
+        k = block % self.n_patterns
+        for s in self._row_chunks(0):  # an n x (d + 1) result, but no second copy of Xa
+            out[s] = (2.0 * self.gated.masks[s, k, None] - 1.0) * self.gated.data.rows(s)
+        return out
 
     def cone_values(self, U: np.ndarray) -> np.ndarray:
         """:math:`E_k X_a u_j` (must be ``>= 0``), shape ``(n_samples, 2P, n_outputs)``."""
@@ -405,7 +429,7 @@ class ConeOperator:
         cmin = np.full((B, c), np.inf)
         hmax = np.zeros((B, c))
         for s in self._row_chunks(B * c):
-            H = (self.gated.Xa[s] @ W).reshape(-1, B, c)
+            H = (self.gated.data.rows(s) @ W).reshape(-1, B, c)
             np.maximum(hmax, np.abs(H).max(axis=0, initial=0.0), out=hmax)
             E = self._signs(s)[:, :, None]
             H[:, :P] *= E
@@ -431,15 +455,18 @@ class ConeOperator:
         """
         P = self.n_patterns
         n, B, c = Lam.shape
-        T = np.empty((n, B, c))  # built per row chunk: S_k, E_k never formed whole
+        G = np.zeros((self.n_inputs, B * c))
+        # T is built and applied per row chunk: S_k, E_k and T are never formed whole
         for s in self._row_chunks(B * c):
             S = self.diagonals(s)[:, :, None]
             E = self._signs(s)[:, :, None]
-            T[s, :P] = S * Theta[s, None, :]
-            T[s, P:] = -S * Theta[s, None, :]
-            T[s, :P] -= E * Lam[s, :P]
-            T[s, P:] -= E * Lam[s, P:]
-        G = self.gated.Xa.T @ T.reshape(n, B * c)
+            T = np.empty((s.stop - s.start, B, c))
+            T[:, :P] = S * Theta[s, None, :]
+            T[:, P:] = -S * Theta[s, None, :]
+            T[:, :P] -= E * Lam[s, :P]
+            T[:, P:] -= E * Lam[s, P:]
+            G += self.gated.data.rows(s).T @ T.reshape(-1, B * c)
+            del T
         return G.reshape(self.n_inputs, B, c).transpose(1, 0, 2)
 
 

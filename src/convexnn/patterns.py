@@ -74,6 +74,27 @@ def _mask_chunks(X: np.ndarray, gates: np.ndarray):
         yield s, M
 
 
+def _column_std(X: np.ndarray) -> np.ndarray:
+    """``X.std(axis=0)`` over row chunks: ``np.std`` would form an ``n x d`` temporary
+    (``X - mean``), a full copy of data that may be streamed from a memory map.
+
+    The same operations as ``np.std`` chunk by chunk, so equal to it bit for bit when
+    ``X`` is one chunk, and to rounding otherwise.
+    """
+    n, d = X.shape
+    total = np.zeros(d)
+    for s in _row_chunks(n, d):
+        total += X[s].sum(axis=0)
+    mean = total / n
+    squares = np.zeros(d)
+    for s in _row_chunks(n, d):
+        D = X[s] - mean
+        np.multiply(D, D, out=D)
+        squares += D.sum(axis=0)
+        del D
+    return np.sqrt(squares / n)
+
+
 def masks_from_gates(X: np.ndarray, gates: np.ndarray) -> np.ndarray:
     """Boolean activation masks ``Xa @ gates > 0``, shape ``(n_samples, n_patterns)``.
 
@@ -167,7 +188,7 @@ class DataSampler(PatternSampler):
     def sample(self, X, random_state=None):
         rng = check_random_state(random_state)
         n, d = X.shape
-        scale = X.std(axis=0)
+        scale = _column_std(X)  # chunked: X may be a memory map
         scale[~(scale > 0)] = 1.0
         W = rng.standard_normal((d, self.n_patterns)) / scale[:, None]
         i = rng.randint(n, size=self.n_patterns)

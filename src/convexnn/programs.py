@@ -205,7 +205,7 @@ class ConvexProgram:
         (cone-constrained programs only); it remembers active sets between calls."""
         if not self.has_cone:
             raise ValueError("the gated-ReLU program has no cone constraints to project on.")
-        return ConeProjector(self.operator.gated.Xa, self.operator.gated_signs)
+        return ConeProjector(self.operator.gated.data, self.operator.gated_signs)
 
 
 def _cone_alpha_max(operator: ConeOperator, G: np.ndarray, batch: int = 64) -> float:
@@ -223,7 +223,7 @@ def _cone_alpha_max(operator: ConeOperator, G: np.ndarray, batch: int = 64) -> f
     C = np.concatenate([G, -G])  # the two signs: blocks k and P + k
     bound = np.sqrt(np.einsum("bpc,bpc->bc", C, C))
     blocks, cols = np.unravel_index(np.argsort(-bound, axis=None, kind="stable"), bound.shape)
-    projector = ConeProjector(operator.gated.Xa, operator.gated_signs)
+    projector = ConeProjector(operator.gated.data, operator.gated_signs)
     best = 0.0
     for start in range(0, blocks.size, batch):
         b, j = blocks[start:start + batch], cols[start:start + batch]

@@ -12,6 +12,7 @@ from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
 from ..certificates import certify
+from ..data import as_streamable, is_memmap, temporary_npy
 from ..devices import TorchGatedOperator, check_device
 from ..losses import Loss
 from ..network import Network
@@ -109,6 +110,11 @@ class BaseConvexMLP(BaseEstimator):
     def _fit(self, X, y, sample_weight, multi_output: bool, y_numeric: bool):
         self._validate_params()
         check_device(self.device)  # before any work: a clear error for a missing GPU
+        # a memory map is streamed, never copied into RAM: one that validation would
+        # convert (another dtype, not C-contiguous) becomes a float64 temporary file first
+        X = as_streamable(X)
+        streamed = is_memmap(X)
+        # a float64 C-contiguous map passes validation as a view of the map (no copy)
         X, y = validate_data(
             self, X, y, dtype=np.float64, multi_output=multi_output, y_numeric=y_numeric
         )
@@ -126,7 +132,10 @@ class BaseConvexMLP(BaseEstimator):
             )
         # zero-weight samples do not enter the objective: drop them (same optimum)
         keep = sample_weight > 0
-        X, Y, w = X[keep], Y[keep], sample_weight[keep] / total
+        if not keep.all():
+            # X[keep] of a memory map would be an in-memory copy: write a temporary one
+            X = temporary_npy(X, keep) if streamed else X[keep]
+        Y, w = Y[keep], sample_weight[keep] / total
 
         program, solution = self._solve(X, Y, w)
 
