@@ -27,7 +27,7 @@ import numpy as np
 
 from .patterns import _row_chunks, augment
 
-__all__ = ["AugmentedData", "is_memmap", "check_streamable", "as_streamable", "to_npy"]
+__all__ = ["AugmentedData", "is_memmap", "check_streamable", "as_streamable", "to_npy", "temporary_npy"]
 
 
 def _memmap_base(X) -> np.memmap | mmap.mmap | None:

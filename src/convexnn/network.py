@@ -86,7 +86,9 @@ class Network:
         """
         X = np.asarray(X)
         W2, b2 = self.coefs[1], self.intercepts[1]
-        parts = [self.hidden(X[s]) @ W2 + b2 for s in _row_chunks(X.shape[0], self.n_neurons)]
+        # up to three chunk-wide temporaries live at once in hidden() (pre-activations,
+        # gate products, activations): chunks sized for all three stay ~32 MB
+        parts = [self.hidden(X[s]) @ W2 + b2 for s in _row_chunks(X.shape[0], 3 * self.n_neurons)]
         if len(parts) == 1:
             return parts[0]
         return np.concatenate(parts) if parts else self.hidden(X) @ W2 + b2

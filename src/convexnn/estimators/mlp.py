@@ -159,6 +159,11 @@ class ConvexMLPRegressor(RegressorMixin, BaseConvexMLP):
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
+            A memory map (``np.load("X.npy", mmap_mode="r")``) is streamed in row
+            chunks, never copied into RAM, so data larger than memory can be fitted
+            with ``solver="fista"`` (see :mod:`convexnn.data`; a map of another dtype
+            or not C-contiguous is first converted chunk by chunk into a temporary
+            float64 ``.npy`` next to it).
         y : array-like of shape (n_samples,) or (n_samples, n_outputs)
         sample_weight : array-like of shape (n_samples,), optional
             Non-negative weights; normalised to sum to one (an integer weight acts like
@@ -290,6 +295,8 @@ class ConvexMLPClassifier(ClassifierMixin, BaseConvexMLP):
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
+            A memory map (``np.load("X.npy", mmap_mode="r")``) is streamed in row
+            chunks, never copied into RAM (as for :meth:`ConvexMLPRegressor.fit`).
         y : array-like of shape (n_samples,)
             Class labels of any type (at least two distinct).
         sample_weight : array-like of shape (n_samples,), optional
