@@ -6,11 +6,13 @@ from ..losses import SquaredLoss
 from .admm import ADMM
 from .barrier import DualBarrier
 from .base import History, Solution, Solver
+from .cone_barrier import ConeBarrier
 from .fista import FISTA
 from .reference import CvxpySolver
 
 __all__ = [
     "ADMM",
+    "ConeBarrier",
     "CvxpySolver",
     "DualBarrier",
     "FISTA",
@@ -27,6 +29,7 @@ SOLVERS: dict[str, type[Solver]] = {
     "fista": FISTA,
     "admm": ADMM,
     "barrier": DualBarrier,
+    "cone_barrier": ConeBarrier,
     "cvxpy": CvxpySolver,
 }
 
@@ -63,6 +66,9 @@ def make_solver(spec, cone: bool | None = None, program=None, tol: float | None 
             if n <= AUTO_BARRIER_MAX_SAMPLES[kind] and barrier.supports(program) is None:
                 return barrier
         return FISTA()
+    if spec == "barrier" and program is not None and program.has_cone:
+        # the interior-point method of the cone-constrained programs
+        return ConeBarrier()
     if isinstance(spec, str) and spec in SOLVERS:
         return SOLVERS[spec]()
     raise ValueError(

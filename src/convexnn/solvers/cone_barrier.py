@@ -1,0 +1,633 @@
+r"""Primal-dual interior-point method for the cone-constrained programs (ReLU, leaky, abs).
+
+The cone-constrained program (DESIGN.md §1) with the squared loss, per output column
+(the loss, the penalty and the cones all separate over outputs),
+
+.. math::
+
+    \min_{u, b}\; \tfrac12 \sum_i w_i (\mathcal F u + b - y)_i^2
+    + \alpha \sum_j \lVert u_j \rVert
+    \quad\text{s.t.}\quad g_j = G_j u_j = E_{k(j)} X_a u_j \ge 0,
+
+with blocks :math:`u = (v_1..v_P, w_1..w_P)` and :math:`\mathcal F u = \sum_k S_k X_a
+(v_k - w_k)`, is written with one epigraph variable per block as
+
+.. math::
+
+    \min_{u, t}\; \tfrac12 r^\top M r + \alpha \sum_j t_j
+    \quad\text{s.t.}\quad G_j u_j \ge 0,\quad
+    c_j = t_j - \lVert u_j\rVert^2 / t_j \ge 0 \;(t_j > 0),
+
+where the intercept is eliminated (:math:`r = \mathcal F u - y`, :math:`M = C^\top W C`,
+:math:`C = I - \mathbf 1 w^\top` centres the weighted residual; weights sum to one) and
+:math:`c_j \ge 0` is the cone :math:`t_j \ge \lVert u_j\rVert` as one smooth *concave*
+constraint. Mehrotra's predictor-corrector method runs on the KKT system with the cone
+multipliers :math:`\lambda_j \in \mathbb R^n_+` and the epigraph multipliers
+:math:`\kappa_j \ge 0` (complementarity :math:`\lambda_j g_j = \kappa_j c_j = \mu`
+targeted, the iterate kept strictly interior by fraction-to-the-boundary steps).
+
+**The Newton system.** Eliminating :math:`d\lambda, d\kappa` leaves
+
+.. math::
+
+    \big(D + \mathcal F^\top M \mathcal F\big)\, d(u, t) = r, \qquad
+    D_j = \begin{bmatrix} X_a^\top \operatorname{diag}(\lambda_j / g_j) X_a & 0\\
+    0 & 0\end{bmatrix} + \kappa_j \nabla^2 \frac{\lVert u_j\rVert^2}{t_j}
+    + \frac{\kappa_j}{c_j} \nabla c_j \nabla c_j^\top,
+
+a block-diagonal matrix of ``2P`` blocks of size ``d + 2`` plus a term of rank at most
+``n``. With :math:`M = R R^\top`, :math:`R = C^\top W^{1/2}`, Woodbury solves it through
+the ``n x n`` matrix
+
+.. math::
+
+    N = I + R^\top K R, \qquad K = \mathcal F D^{-1} \mathcal F^\top
+    = \sum_k S_k X_a (A_{v_k} + A_{w_k}) X_a^\top S_k ,
+
+(:math:`A_j` the ``u``-block of :math:`D_j^{-1}`), formed as :math:`T T^\top` with
+:math:`T = [S_k X_a L_k]_k`, :math:`L_k L_k^\top = A_{v_k} + A_{w_k}`; the block
+curvatures of all ``2P`` blocks are one product :math:`(\lambda/g)^\top (X_a \otimes
+X_a)`. A step costs :math:`O(n^2 P d + n^3)` (factored once, solved twice), against the
+thousands of cone projections first-order methods need on the same program.
+
+**Start.** ``v_k = w_k`` at the analytic centre of the cone of pattern ``k`` (a batched
+Newton solve; a gate through a data point is interior but next to the boundary), so that
+:math:`\mathcal F u = 0` (the constant model), scaled to the central path of
+:math:`\mu_0 = J_0 / (2P(n+2))`.
+
+**Certificates.** Every iterate is strictly feasible, so every iterate is a valid
+network; the returned one is the best seen. The dual point is the loss gradient
+:math:`\theta = W C r` with the multiplier iterate :math:`\lambda`, scaled onto the dual
+feasible set (for each column on its own, as the constraints separate); once that gap is
+within ``refine_from * tol``, the exact cone dual norms of the same :math:`\theta` (cone
+projections, :func:`~convexnn.certificates.cone_dual_norms`) are tried too. The solver
+stops on the certified gap, never on an iteration count alone.
+
+Scope: the cone-constrained programs with the squared loss, one group per block and
+output (:class:`~convexnn.penalties.ColumnGroupL2`, or the nuclear norm with one output),
+and at most ``max_samples`` samples (the ``n x n`` matrix and the ``n x P (d+1)`` factor
+are dense). Several outputs are separate problems, solved in lock-step so that progress
+reports the whole objective.
+
+Measured (``benchmarks/results/speed.md``, goal 2 of issue 3): see the README.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.linalg import LinAlgError, cho_factor, cho_solve
+
+from ..certificates import DualPoint, cone_dual_norms, dual_value
+from ..losses import SquaredLoss
+from ..penalties import ColumnGroupL2, NuclearNorm
+from ..programs import ConvexProgram
+from .base import History, ProgressPrinter, Solution, Solver
+
+__all__ = ["ConeBarrier"]
+
+
+@dataclass
+class _Context:
+    """What every step of a solve shares: data, weights and the products."""
+
+    alpha: float
+    w: np.ndarray
+    sw: np.ndarray
+    Xa: np.ndarray
+    Sd: np.ndarray
+    EdB: np.ndarray
+    Z2: np.ndarray
+    forward: object
+    adjoint: object
+    centred: object
+    P: int
+    active: np.ndarray | None = None
+
+
+@dataclass
+class _Column:
+    """State of one output column: the strictly interior iterate and its bounds."""
+
+    j: int
+    U: np.ndarray  # (B, p) blocks u_j
+    t: np.ndarray  # (B,) epigraph variables, t_j > |u_j| on the active blocks
+    mu: float  # complementarity target of the last step
+    lam: np.ndarray | None = None  # multipliers of G_j u_j >= 0, (n, m) on active blocks
+    kappa: np.ndarray | None = None  # multipliers of c_j >= 0, (m,)
+    primal: float = np.inf
+    dual: float = -np.inf
+    best_U: np.ndarray | None = None
+    theta: np.ndarray | None = None  # best dual point (scaled, dual feasible), (n,)
+    theta_lam: np.ndarray | None = None  # its cone multipliers (n, B), if it has them
+    projector: object = None  # warm cone projector for the exact dual norms
+    done: bool = False
+
+
+class ConeBarrier(Solver):
+    """Primal-dual interior-point method for the cone-constrained program (squared loss).
+
+    Parameters
+    ----------
+    max_samples : int, default=2000
+        Largest number of samples accepted: each step forms and factors an
+        ``n_samples x n_samples`` matrix and an ``n_samples x P (d+1)`` factor.
+    refine_from : float, default=30.0
+        The exact cone dual norms (cone projections) are computed once the gap of the
+        multiplier iterate is below ``refine_from * tol`` relative.
+    step_fraction : float, default=0.99
+        Fraction of the step to the boundary of the interior that is taken.
+
+    Notes
+    -----
+    ``max_iter`` counts predictor-corrector steps (one per unfinished output column per
+    iteration). ``init=(coef, intercept)`` is projected onto the cones and certified
+    first: if its gap is within ``tol`` it is returned at once, otherwise it stays a
+    candidate (its dual bound counts, and it is returned if the path ends above it).
+    The path itself starts from the symmetric interior point: interior-point methods
+    gain little from warm starts.
+    """
+
+    name = "cone_barrier"
+    handles_gated = False
+    handles_cone = True
+
+    def __init__(self, max_samples: int = 2000, refine_from: float = 30.0, step_fraction: float = 0.99):
+        self.max_samples = max_samples
+        self.refine_from = refine_from
+        self.step_fraction = step_fraction
+
+    # -- what it handles -------------------------------------------------------------
+    def supports(self, program: ConvexProgram) -> str | None:
+        """``None`` if this solver handles ``program``, else the reason it does not."""
+        if not program.has_cone:
+            return "it solves the cone-constrained programs (ReLU, leaky ReLU, abs) only"
+        if not isinstance(program.loss, SquaredLoss):
+            return f"the {type(program.loss).__name__} is not the squared loss"
+        c = program.n_outputs
+        penalty = program.penalty
+        if not (isinstance(penalty, ColumnGroupL2) or (isinstance(penalty, NuclearNorm) and c == 1)):
+            return f"the {type(penalty).__name__} penalty with {c} outputs is not one group per block and output"
+        n = program.operator.n_samples
+        if n > self.max_samples:
+            return (
+                f"{n} samples exceed max_samples={self.max_samples} (each step factors an "
+                "n_samples x n_samples matrix)"
+            )
+        return None
+
+    def check(self, program: ConvexProgram) -> None:
+        super().check(program)
+        reason = self.supports(program)
+        if reason is not None:
+            raise ValueError(
+                f"solver {self.name!r} cannot solve this program: {reason}; use solver='fista' or 'admm'."
+            )
+        if not 0.0 < self.step_fraction < 1.0:
+            raise ValueError(f"step_fraction must be in (0, 1), got {self.step_fraction!r}.")
+
+    # -- the solve ---------------------------------------------------------------------
+    def solve(self, program, *, tol, max_iter, init=None, verbose=0):
+        self.check(program)
+        with program.exact_products():  # float64 steps whatever the device
+            return self._solve(program, tol=tol, max_iter=max_iter, init=init, verbose=verbose)
+
+    def _solve(self, program, *, tol, max_iter, init, verbose):
+        op, alpha = program.operator, float(program.alpha)
+        Xa = np.asarray(op.gated.Xa, dtype=float)
+        n, p = Xa.shape
+        P = op.n_patterns
+        B = 2 * P
+        c = program.n_outputs
+        w = np.asarray(program.sample_weight, dtype=float)
+        w = w / w.sum()
+        sw = np.sqrt(w)
+        Y = np.asarray(program.Y, dtype=float)
+        pos = w > 0
+
+        Sd = np.asarray(op.diagonals(), dtype=float)  # (n, P) diagonals of S_k
+        Ed = 2.0 * np.asarray(op.masks, dtype=float) - 1.0  # (n, P) signs of E_k
+        EdB = np.concatenate([Ed, Ed], axis=1)  # (n, B): both blocks of a pattern share E_k
+        # rows of X_a (x) X_a: X_a^T diag(d) X_a for every block is one product d^T Z2
+        Z2 = (Xa[:, :, None] * Xa[:, None, :]).reshape(n, p * p)
+
+        def forward(U):
+            """``(F u, G u)`` for blocks ``U`` of shape ``(B, p)``."""
+            H = Xa @ U.T  # (n, B)
+            z = np.einsum("nk,nk->n", Sd, H[:, :P] - H[:, P:])
+            return z, H * EdB
+
+        def adjoint(v):
+            r""":math:`\mathcal F^\top v` as blocks ``(B, p)``."""
+            G = (Xa.T @ (Sd * v[:, None])).T  # (P, p)
+            return np.concatenate([G, -G], axis=0)
+
+        def centred(r):
+            return r - w @ r
+
+        ctx = _Context(alpha, w, sw, Xa, Sd, EdB, Z2, forward, adjoint, centred, P)
+
+        # -- start: v_k = w_k at the analytic centre of cone k (F u = 0) ---------------------
+        gates = np.asarray(op.gated.gates, dtype=float)  # (p, P)
+        G0 = (Xa @ gates) * Ed  # |X_a g_k| >= 0
+        interior = G0.min(axis=0) > 1e-9 * np.maximum(G0.max(axis=0), 1e-300)
+        dirs = (gates / np.maximum(np.linalg.norm(gates, axis=0), 1e-300)).T  # (P, p)
+        if not interior.all():
+            dirs[~interior] = self._interior_directions(Xa, Ed[:, ~interior])
+        usable = np.linalg.norm(dirs, axis=1) > 0  # patterns whose cone has an interior
+        dirs[usable] = self._analytic_centres(Xa, Ed[:, usable], Z2, dirs[usable])
+        active = np.concatenate([usable, usable])  # blocks in the problem (others stay 0)
+        ctx.active = active
+        # at the scale of the central path of mu0 = J0 / nu: each block's n + 2 barrier
+        # terms balance its penalty, alpha |u| ~ mu (n + 2); t solves alpha = 2 mu t / s
+        nu = max(int(active.sum()), 1) * (n + 2)
+        cols = []
+        for j in range(c):
+            mu = max(0.5 * float(w @ centred(Y[:, j]) ** 2), 1e-300) / nu
+            eps = mu * (n + 2) / alpha
+            U = np.zeros((B, p))
+            U[:P] = eps * dirs
+            U[P:] = eps * dirs
+            U[~active] = 0.0
+            t = np.where(active, (mu + np.sqrt(mu * mu + alpha * alpha * eps * eps)) / alpha, 0.0)
+            cols.append(_Column(j, U, t, mu))
+
+        history = History()
+        progress = ProgressPrinter(verbose, self.name, max_iter=max_iter, tol=tol)
+        start = self._init_candidate(program, init) if init is not None else None
+
+        def certify_column(col, refine: bool):
+            """Primal value of the iterate and the best dual bound of column ``col.j``."""
+            y = Y[:, col.j]
+            U = col.U
+            z, g = forward(U)
+            rc = centred(z - y)
+            primal = 0.5 * float(w @ rc**2) + alpha * float(np.linalg.norm(U, axis=1).sum())
+            theta = w * rc  # loss gradient (sums to zero: the intercept is optimal)
+            lam = np.zeros((n, B))
+            lam[:, active] = col.lam if col.lam is not None else col.mu / g[:, active]
+            # || F_j^T theta - G_j^T lam_j ||, with the multiplier iterate
+            worst = float(np.linalg.norm(adjoint(theta) - (Xa.T @ (EdB * lam)).T, axis=1).max(initial=0.0))
+            if refine:  # exact dual norms: the best cone multipliers for this theta
+                if col.projector is None:
+                    col.projector = program.cone_projector()
+                exact = self._exact_worst(program, col.j, theta, c, col.projector)
+                if exact < worst:
+                    worst, lam = exact, None
+            s = 1.0 if worst <= alpha else alpha / worst
+            th = s * theta
+            dual = -float(np.sum(th[pos] ** 2 / (2.0 * w[pos]) + th[pos] * y[pos]))
+            if primal < col.primal:
+                col.primal, col.best_U = primal, U.copy()
+            if dual > col.dual:  # stored scaled: dual feasible column by column
+                col.dual, col.theta = dual, th
+                col.theta_lam = None if lam is None else s * lam
+
+        def bounds():
+            primal = sum(col.primal for col in cols)
+            dual = sum(col.dual for col in cols)
+            if start is not None:
+                dual = max(dual, start["dual"])
+            return primal, dual
+
+        def finish(prune: bool = False):
+            if prune:
+                for col in cols:
+                    self._prune(col, Y[:, col.j], w, alpha, forward, centred, tol)
+            coef, b = self._assemble(cols, Y, w, forward, B, p, c)
+            points = [self._dual_point(cols, n, B, c)]
+            primal = sum(col.primal for col in cols)
+            if start is not None:
+                points.append(start["point"])
+                if start["primal"] < primal:
+                    coef, b = start["coef"], start["intercept"]
+            return coef, b, points
+
+        def report(it):
+            primal, dual = bounds()
+            if start is not None:
+                primal = min(primal, start["primal"])
+            history.record(it, progress.elapsed(), primal, dual)
+            progress(it, primal, dual)
+            coef, b, points = finish()
+            progress.snapshot(coef, b, points, iteration=it, objective=primal)
+            return primal, dual
+
+        if start is not None and start["primal"] - start["dual"] <= tol * abs(start["primal"]):
+            history.record(0, progress.elapsed(), start["primal"], start["dual"])
+            progress.close()
+            return Solution(start["coef"], start["intercept"], [start["point"]], 0,
+                            [start["primal"]], history)
+        for col in cols:
+            certify_column(col, refine=False)
+        primal, dual = report(0)
+        it = 0
+        curve = [primal]
+        while primal - dual > tol * abs(primal) and it < max_iter:
+            it += 1
+            for col in cols:
+                if col.done:
+                    continue
+                try:
+                    moved = self._step(col, ctx, Y[:, col.j])
+                except np.linalg.LinAlgError:  # pragma: no cover - rounding at the very end
+                    moved = False
+                rel = (col.primal - col.dual) / max(abs(col.primal), 1e-300)
+                certify_column(col, refine=rel <= self.refine_from * tol or not moved)
+                col.done = col.primal - col.dual <= tol * abs(col.primal) or not moved
+            primal, dual = report(it)
+            curve.append(primal)
+            if all(col.done for col in cols):
+                break
+        progress.close()
+        coef, b, points = finish(prune=True)
+        primal, dual = bounds()
+        if primal != history.primal[-1]:  # pruning changed the returned network
+            history.record(it, progress.elapsed(), min(primal, history.primal[-1]), dual)
+        return Solution(coef, b, points, it, curve, history)
+
+    # -- one predictor-corrector step ------------------------------------------------------
+    def _step(self, col: _Column, ctx: "_Context", y: np.ndarray) -> bool:
+        r"""One Mehrotra predictor-corrector step on ``(u, t, lam, kappa)``; ``False`` if
+        the iterate could not move (rounding at the end of the path).
+
+        Eliminating ``d lam`` and ``d kappa`` from the linearised KKT conditions leaves
+        the system of the module docstring, factored once and solved twice: the affine
+        predictor (complementarity target 0) gives :math:`\sigma = (\mu_{aff}/\mu)^3`,
+        the corrector targets :math:`\sigma\mu` with the second-order terms
+        :math:`d\lambda_{aff}\, dg_{aff}` and :math:`d\kappa_{aff}\, dc_{aff}`.
+        """
+        Xa, w, alpha, active = ctx.Xa, ctx.w, ctx.alpha, ctx.active
+        forward, adjoint = ctx.forward, ctx.adjoint
+        U, t = col.U, col.t
+        B, p = U.shape
+        n = Xa.shape[0]
+        a_idx = np.flatnonzero(active)
+        m = a_idx.size
+        z, g = forward(U)
+        ga = g[:, a_idx]
+        Ua, ta = U[a_idx], t[a_idx]
+        # the epigraph as one concave scalar constraint per block (t > 0):
+        #   c = t - |u|^2 / t,   grad c = (-2u/t, 1 + |u|^2/t^2),
+        #   -Hess c = Hess(|u|^2/t) = [[2I/t, -2u/t^2], [-2u^T/t^2, 2|u|^2/t^3]]
+        nrm2 = np.einsum("bp,bp->b", Ua, Ua)
+        ca = ta - nrm2 / ta
+        if col.lam is None:  # on the central path of mu: lam g = kappa c = mu
+            col.lam, col.kappa = col.mu / ga, col.mu / ca
+        lam, kappa = col.lam, col.kappa
+        theta = w * ctx.centred(z - y)
+        comp = float(np.einsum("nb,nb->", lam, ga)) + float(kappa @ ca)
+        mu = comp / (m * (n + 1))  # mean complementarity
+
+        grad_c = np.concatenate([-2.0 * Ua / ta[:, None], (1.0 + nrm2 / ta**2)[:, None]], axis=1)
+        D = np.zeros((m, p + 1, p + 1))
+        D[:, :p, :p] = ((lam / ga).T @ ctx.Z2).reshape(m, p, p)
+        D[:, :p, :p] += (2.0 * kappa / ta)[:, None, None] * np.eye(p)
+        D[:, :p, p] = -(2.0 * kappa / ta**2)[:, None] * Ua
+        D[:, p, :p] = D[:, :p, p]
+        D[:, p, p] = 2.0 * kappa * nrm2 / ta**3
+        D += (kappa / ca)[:, None, None] * (grad_c[:, :, None] * grad_c[:, None, :])
+        solve = self._factor(D, ctx, B, p)
+        gradf = adjoint(theta)
+        EdB = ctx.EdB
+
+        def direction(target, corr_g, corr_c):
+            # u, t rows: -(grad f - G^T lam - kappa grad c) + G^T((target - lam g - corr)/g)
+            #            + grad c (target - kappa c - corr_c)/c
+            #          = -grad f + G^T((target - corr)/g) + grad c (target - corr_c)/c
+            tg = np.zeros((n, B))
+            tg[:, a_idx] = (target - corr_g) / ga
+            RU = -gradf + (Xa.T @ (EdB * tg)).T
+            Rt = np.zeros(B)
+            hc = (target - corr_c) / ca
+            RU[a_idx] += hc[:, None] * grad_c[:, :p]
+            Rt[a_idx] = -alpha + hc * grad_c[:, p]
+            RU[~active] = 0.0
+            dU, dt = solve(RU, Rt)
+            dga = forward(dU)[1][:, a_idx]
+            dca = np.einsum("bp,bp->b", grad_c[:, :p], dU[a_idx]) + grad_c[:, p] * dt[a_idx]
+            dlam = (target - corr_g) / ga - lam - lam * dga / ga
+            dkap = (target - corr_c) / ca - kappa - kappa * dca / ca
+            return dU, dt, dga, dlam, dca, dkap
+
+        def ratio(v, dv) -> float:
+            neg = dv < 0
+            return float(np.min(-v[neg] / dv[neg])) if neg.any() else np.inf
+
+        def max_step(dU, dt, dga, dlam, dca, dkap) -> float:
+            """Largest step keeping g, lam, kappa, t > 0 and t^2 > |u|^2 (i.e. c > 0)."""
+            step = min(ratio(ga, dga), ratio(lam, dlam), ratio(kappa, dkap), ratio(ta, dt[a_idx]))
+            # t^2 - |u|^2 along the step: s + 2 c1 a + c2 a^2
+            du = dU[a_idx]
+            s0 = ca * ta
+            c1 = ta * dt[a_idx] - np.einsum("bp,bp->b", Ua, du)
+            c2 = dt[a_idx] ** 2 - np.einsum("bp,bp->b", du, du)
+            disc = c1 * c1 - s0 * c2
+            with np.errstate(invalid="ignore", divide="ignore"):
+                sq = np.sqrt(np.maximum(disc, 0.0))
+                roots = np.concatenate([
+                    np.where((disc >= 0) & (c2 != 0), (-c1 - sq) / c2, np.inf),
+                    np.where((disc >= 0) & (c2 != 0), (-c1 + sq) / c2, np.inf),
+                    np.where((c2 == 0) & (c1 < 0), -s0 / (2.0 * c1), np.inf),
+                ])
+            roots = roots[roots > 0]
+            return min(step, float(roots.min())) if roots.size else step
+
+        aff = direction(0.0, 0.0, 0.0)
+        a_aff = min(1.0, max_step(*aff))
+        _, _, dga, dlam, dca, dkap = aff
+        comp_aff = float(np.einsum("nb,nb->", lam + a_aff * dlam, ga + a_aff * dga)) + float(
+            (kappa + a_aff * dkap) @ (ca + a_aff * dca))
+        sigma = min(1.0, (comp_aff / max(comp, 1e-300)) ** 3)
+        dU, dt, dga, dlam, dca, dkap = direction(sigma * mu, dlam * dga, dkap * dca)
+        step = min(1.0, self.step_fraction * max_step(dU, dt, dga, dlam, dca, dkap))
+        # the boundary roots lose digits in cancellation: check the new point itself
+        for _ in range(60):
+            Un, tn = Ua + step * dU[a_idx], ta + step * dt[a_idx]
+            if ((tn > 0).all() and (tn * tn - np.einsum("bp,bp->b", Un, Un) > 0).all()
+                    and (ga + step * dga > 0).all() and (lam + step * dlam > 0).all()
+                    and (kappa + step * dkap > 0).all()):
+                break
+            step *= 0.5
+        else:
+            return False
+        col.U = U + step * dU
+        col.t = t + step * dt
+        col.lam = lam + step * dlam
+        col.kappa = kappa + step * dkap
+        col.mu = max(sigma * mu, 1e-300)
+        return step > 1e-12
+
+    @staticmethod
+    def _factor(D, ctx: "_Context", B: int, p: int):
+        r"""Factor :math:`D + \mathcal F^\top M \mathcal F` (blocks ``D`` on the active
+        blocks) once; return ``solve(RU, Rt) -> (dU, dt)`` by Woodbury (module docstring)."""
+        a_idx = np.flatnonzero(ctx.active)
+        P, w, sw, Xa, Sd = ctx.P, ctx.w, ctx.sw, ctx.Xa, ctx.Sd
+        forward, adjoint, centred = ctx.forward, ctx.adjoint, ctx.centred
+        # Jacobi scaling first: entries reach lam/g ~ 1/g^2 near the cone boundaries, and
+        # an unscaled Cholesky of such a block loses its positive definiteness in rounding
+        sc = 1.0 / np.sqrt(np.einsum("bii->bi", D))
+        Ds = D * sc[:, :, None] * sc[:, None, :]
+        try:
+            Linv = np.linalg.inv(np.linalg.cholesky(Ds)) * sc[:, None, :]  # L^{-1} S
+        except np.linalg.LinAlgError:
+            # a block dominated by a few rows can lose its smallest eigenvalues in
+            # rounding: clip them (the step stays a descent direction)
+            ev, Q = np.linalg.eigh(Ds)
+            ev = np.maximum(ev, 1e-13 * ev[:, -1:])
+            Linv = (Q / np.sqrt(ev)[:, None, :]).transpose(0, 2, 1) * sc[:, None, :]
+        Dinv = np.zeros((B, p + 1, p + 1))
+        Dinv[a_idx] = np.einsum("bki,bkj->bij", Linv, Linv)  # S (S D S)^{-1} S = D^{-1}
+        # K = F D^{-1} F^T = T T^T,  T = [S_k X_a L_k],  L_k L_k^T = A_vk + A_wk
+        A = Dinv[:P, :p, :p] + Dinv[P:, :p, :p]
+        A = 0.5 * (A + A.transpose(0, 2, 1))
+        ev, Q = np.linalg.eigh(A)  # PSD (a pattern with both blocks frozen gives 0)
+        Lk = Q * np.sqrt(np.maximum(ev, 0.0))[:, None, :]
+        T = np.matmul(Xa[None], Lk) * Sd.T[:, :, None]  # (P, n, p)
+        T = T.transpose(1, 0, 2).reshape(Xa.shape[0], -1)
+        K = T @ T.T
+        # N = I + R^T K R with R = C^T W^{1/2}:  R^T K R = W^{1/2} C K C^T W^{1/2}
+        Kw = K @ w
+        N = (K - Kw[None, :] - Kw[:, None] + float(w @ Kw)) * np.outer(sw, sw)
+        N[np.diag_indices_from(N)] += 1.0
+        try:
+            factor = cho_factor(N, lower=True, check_finite=False)
+        except LinAlgError:  # pragma: no cover - N >= I in exact arithmetic
+            factor = cho_factor(N + 1e-12 * np.eye(N.shape[0]), lower=True, check_finite=False)
+
+        def apply_dinv(RU, Rt):
+            out = np.einsum("bij,bj->bi", Dinv, np.concatenate([RU, Rt[:, None]], axis=1))
+            return out[:, :p], out[:, p]
+
+        def solve(RU, Rt):
+            aU, at = apply_dinv(RU, Rt)
+            q, _ = forward(aU)
+            x = cho_solve(factor, sw * centred(q), check_finite=False)
+            v = sw * x
+            v = v - w * v.sum()  # R x = C^T W^{1/2} x
+            cU, ct = apply_dinv(adjoint(v), np.zeros(B))
+            return aU - cU, at - ct
+
+        return solve
+
+    # -- helpers -------------------------------------------------------------------------
+    @staticmethod
+    def _analytic_centres(Xa, E, Z2, U, iterations: int = 30):
+        r"""Unit directions at the analytic centres of the cones ``{u: E_k X_a u >= 0}``.
+
+        Batched damped Newton on :math:`\psi_k(u) = -\sum_i \log(E_k X_a u)_i +
+        \tfrac12\lVert u\rVert^2` from strictly interior ``U`` (rows); its minimiser
+        is the centre of the cone scaled to norm :math:`\sqrt n`. A gate through a data
+        point is interior but next to the boundary, where barrier steps are tiny.
+        """
+        n, p = Xa.shape
+        m = U.shape[0]
+        U = U * np.sqrt(n)
+        eye = np.eye(p)
+        for _ in range(iterations):
+            g = (Xa @ U.T) * E  # (n, m) > 0
+            inv = 1.0 / g
+            grad = U - ((Xa.T @ (E * inv)).T)
+            H = ((inv * inv).T @ Z2).reshape(m, p, p) + eye
+            step = -np.linalg.solve(H, grad[:, :, None])[:, :, 0]
+            dec = np.einsum("mp,mp->m", -grad, step)
+            if dec.max(initial=0.0) < 1e-6:
+                break
+            dg = (Xa @ step.T) * E
+            with np.errstate(divide="ignore", invalid="ignore"):
+                ratio = np.where(dg < 0, -g / dg, np.inf).min(axis=0)
+            a = np.minimum(1.0, 0.9 * ratio)
+            a = np.where(dec > 1.0, np.minimum(a, 1.0 / (1.0 + np.sqrt(dec))), a)
+            U = U + a[:, None] * step
+        return U / np.linalg.norm(U, axis=1, keepdims=True)
+
+    @staticmethod
+    def _interior_directions(Xa, E):
+        """Unit directions strictly inside the cones ``{u: E_k X_a u >= 0}`` (one LP each;
+        a zero row where the cone has an empty interior: that block stays at zero)."""
+        from scipy.optimize import linprog
+
+        n, p = Xa.shape
+        out = np.zeros((E.shape[1], p))
+        for k in range(E.shape[1]):
+            # max s  s.t.  E X_a u >= s,  -1 <= u <= 1
+            A = np.hstack([-(E[:, k:k + 1] * Xa), np.ones((n, 1))])
+            res = linprog(np.r_[np.zeros(p), -1.0], A_ub=A, b_ub=np.zeros(n),
+                          bounds=[(-1, 1)] * p + [(None, 1)], method="highs")
+            if res.status == 0 and -res.fun > 1e-9:
+                u = res.x[:p]
+                out[k] = u / np.linalg.norm(u)
+        return out
+
+    @staticmethod
+    def _exact_worst(program, j, theta, c, projector) -> float:
+        """Largest exact cone dual norm of column ``j`` at ``theta`` (cone projections)."""
+        Theta = np.zeros((theta.size, c))
+        Theta[:, j] = theta
+        return float(cone_dual_norms(program, Theta, projector)[:, j].max(initial=0.0))
+
+    @staticmethod
+    def _prune(col, y, w, alpha, forward, centred, tol) -> None:
+        """Zero the blocks an interior point keeps at a tiny norm (a sparse network).
+
+        Interior iterates have every block nonzero (at norms of order ``mu``). Blocks
+        below a threshold, relative to the largest, are dropped (zero is in every cone,
+        so the point stays feasible) for the sparsest threshold whose objective still
+        leaves the gap within ``tol`` and within a tenth of the gap above the unpruned
+        objective.
+        """
+        if col.best_U is None:
+            return
+        U = col.best_U
+        norms = np.linalg.norm(U, axis=1)
+        top = float(norms.max(initial=0.0))
+        if top == 0.0:
+            return
+        gap = col.primal - col.dual
+        for rel in (np.inf, 1e-2, 1e-3, 1e-4, 1e-5, 1e-6):  # sparsest first
+            keep = norms > rel * top if np.isfinite(rel) else np.zeros(norms.size, bool)
+            Up = np.where(keep[:, None], U, 0.0)
+            rc = centred(forward(Up)[0] - y)
+            primal = 0.5 * float(w @ rc**2) + alpha * float(norms[keep].sum())
+            if primal - col.dual <= tol * abs(primal) and primal <= col.primal + 0.1 * max(gap, 0.0):
+                col.primal, col.best_U = primal, Up
+                return
+
+    @staticmethod
+    def _assemble(cols, Y, w, forward, B, p, c):
+        coef = np.zeros((B, p, c))
+        b = np.zeros(c)
+        for col in cols:
+            U = col.best_U if col.best_U is not None else col.U
+            coef[:, :, col.j] = U
+            z, _ = forward(U)
+            b[col.j] = float(w @ (Y[:, col.j] - z))
+        return coef, b
+
+    @staticmethod
+    def _dual_point(cols, n, B, c) -> DualPoint:
+        Theta = np.zeros((n, c))
+        Lam = np.zeros((n, B, c))
+        for col in cols:
+            if col.theta is not None:
+                Theta[:, col.j] = col.theta
+                if col.theta_lam is not None:
+                    Lam[:, :, col.j] = col.theta_lam
+        return DualPoint(Theta, Lam)
+
+    @staticmethod
+    def _init_candidate(program, init) -> dict:
+        """The warm start as a feasible network with its certified bounds."""
+        from ..certificates import dual_point_from_outputs
+
+        coef = program.make_feasible(np.asarray(init[0], dtype=float))
+        Fc = program.operator.matvec(coef)
+        w = program.sample_weight / program.sample_weight.sum()
+        b = w @ (program.Y - Fc)  # the optimal intercept of the squared loss
+        Z = Fc + b[None, :]
+        primal = program.loss.value(Z, program.Y, program.sample_weight) + program.regularizer(coef)
+        point = dual_point_from_outputs(program, Z)
+        dual = dual_value(program, point, refine=True)
+        return {"coef": coef, "intercept": b, "primal": primal, "dual": dual, "point": point}
