@@ -145,15 +145,14 @@ class _InterruptingSquaredLoss(SquaredLoss):
 def test_ctrl_c_snapshot_is_a_feasible_point():
     program = make_program("reg2", "relu", 1)
     with ProgressScope() as scope:
-        # interrupt inside the first exact-dual refinement or later
         original = ConeBarrier._step
         calls = {"n": 0}
 
-        def step(self, col, ctx, y):
+        def step(self, col, ctx, y, single=False):
             calls["n"] += 1
             if calls["n"] == 5:
                 raise KeyboardInterrupt
-            return original(self, col, ctx, y)
+            return original(self, col, ctx, y, single)
 
         ConeBarrier._step = step
         try:

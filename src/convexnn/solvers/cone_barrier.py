@@ -10,30 +10,30 @@ The cone-constrained program (DESIGN.md §1) with the squared loss, per output c
     \quad\text{s.t.}\quad g_j = G_j u_j = E_{k(j)} X_a u_j \ge 0,
 
 with blocks :math:`u = (v_1..v_P, w_1..w_P)` and :math:`\mathcal F u = \sum_k S_k X_a
-(v_k - w_k)`, is written with one epigraph variable per block as
+(v_k - w_k)`, is written with one epigraph variable per block as the conic program
 
 .. math::
 
     \min_{u, t}\; \tfrac12 r^\top M r + \alpha \sum_j t_j
-    \quad\text{s.t.}\quad G_j u_j \ge 0,\quad
-    c_j = t_j - \lVert u_j\rVert^2 / t_j \ge 0 \;(t_j > 0),
+    \quad\text{s.t.}\quad G_j u_j \ge 0,\quad x_j = (t_j, u_j) \in \mathcal Q,
 
 where the intercept is eliminated (:math:`r = \mathcal F u - y`, :math:`M = C^\top W C`,
 :math:`C = I - \mathbf 1 w^\top` centres the weighted residual; weights sum to one) and
-:math:`c_j \ge 0` is the cone :math:`t_j \ge \lVert u_j\rVert` as one smooth *concave*
-constraint. Mehrotra's predictor-corrector method runs on the KKT system with the cone
-multipliers :math:`\lambda_j \in \mathbb R^n_+` and the epigraph multipliers
-:math:`\kappa_j \ge 0` (complementarity :math:`\lambda_j g_j = \kappa_j c_j = \mu`
-targeted, the iterate kept strictly interior by fraction-to-the-boundary steps).
+:math:`\mathcal Q` is the second-order cone. Mehrotra's predictor-corrector method runs
+on its KKT conditions with the cone multipliers :math:`\lambda_j \in \mathbb R^n_+` and
+the epigraph multipliers :math:`z_j \in \mathcal Q`, Nesterov-Todd scaled
+(:func:`_nt_scaling`; as in CVXOPT's cone solvers). Stationarity in ``t`` reads
+:math:`z_{j0} = \alpha` and in ``u`` :math:`\bar z_j = \mathcal F_j^\top\theta -
+G_j^\top\lambda_j`, so :math:`z_j \in \mathcal Q` is exactly the dual constraint
+:math:`\lVert \mathcal F_j^\top\theta - G_j^\top\lambda_j\rVert \le \alpha`.
 
-**The Newton system.** Eliminating :math:`d\lambda, d\kappa` leaves
+**The Newton system.** Eliminating :math:`d\lambda` and :math:`dz` leaves
 
 .. math::
 
     \big(D + \mathcal F^\top M \mathcal F\big)\, d(u, t) = r, \qquad
     D_j = \begin{bmatrix} X_a^\top \operatorname{diag}(\lambda_j / g_j) X_a & 0\\
-    0 & 0\end{bmatrix} + \kappa_j \nabla^2 \frac{\lVert u_j\rVert^2}{t_j}
-    + \frac{\kappa_j}{c_j} \nabla c_j \nabla c_j^\top,
+    0 & 0\end{bmatrix} + W_j^2,
 
 a block-diagonal matrix of ``2P`` blocks of size ``d + 2`` plus a term of rank at most
 ``n``. With :math:`M = R R^\top`, :math:`R = C^\top W^{1/2}`, Woodbury solves it through
@@ -53,7 +53,7 @@ thousands of cone projections first-order methods need on the same program.
 **Start.** ``v_k = w_k`` at the analytic centre of the cone of pattern ``k`` (a batched
 Newton solve; a gate through a data point is interior but next to the boundary), so that
 :math:`\mathcal F u = 0` (the constant model), scaled to the central path of
-:math:`\mu_0 = J_0 / (2P(n+2))`.
+:math:`\mu_0 = J_0 / (2P(n+2))`, with :math:`\lambda = \mu_0/g` and :math:`z = \mu_0 x^{-1}`.
 
 **Certificates.** Every iterate is strictly feasible, so every iterate is a valid
 network; the returned one is the best seen. The dual point is the loss gradient
@@ -61,7 +61,9 @@ network; the returned one is the best seen. The dual point is the loss gradient
 feasible set (for each column on its own, as the constraints separate); once that gap is
 within ``refine_from * tol``, the exact cone dual norms of the same :math:`\theta` (cone
 projections, :func:`~convexnn.certificates.cone_dual_norms`) are tried too. The solver
-stops on the certified gap, never on an iteration count alone.
+stops on the certified gap, never on an iteration count alone. Interior iterates keep
+every block nonzero (at norms of order :math:`\mu`); the returned network drops the
+blocks below a threshold for which the certified gap still holds (:meth:`ConeBarrier._prune`).
 
 Scope: the cone-constrained programs with the squared loss, one group per block and
 output (:class:`~convexnn.penalties.ColumnGroupL2`, or the nuclear norm with one output),
@@ -103,6 +105,7 @@ class _Context:
     adjoint: object
     centred: object
     P: int
+    tol: float = 0.0
     active: np.ndarray | None = None
 
 
@@ -115,14 +118,111 @@ class _Column:
     t: np.ndarray  # (B,) epigraph variables, t_j > |u_j| on the active blocks
     mu: float  # complementarity target of the last step
     lam: np.ndarray | None = None  # multipliers of G_j u_j >= 0, (n, m) on active blocks
-    kappa: np.ndarray | None = None  # multipliers of c_j >= 0, (m,)
+    zsoc: np.ndarray | None = None  # epigraph multipliers z_j in the cone, (m, p + 1)
     primal: float = np.inf
     dual: float = -np.inf
     best_U: np.ndarray | None = None
     theta: np.ndarray | None = None  # best dual point (scaled, dual feasible), (n,)
     theta_lam: np.ndarray | None = None  # its cone multipliers (n, B), if it has them
     projector: object = None  # warm cone projector for the exact dual norms
+    exact: bool = False  # float64 steps from now on (a float32 step failed to move)
     done: bool = False
+
+
+def _bmv(A: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """Batched matrix-vector products ``A[m] @ x[m]`` (matmul: einsum is 5-10x slower here)."""
+    return np.matmul(A, x[:, :, None])[:, :, 0]
+
+
+def _soc_det(x: np.ndarray) -> np.ndarray:
+    """:math:`x_0^2 - \\lVert\\bar x\\rVert^2` without cancellation (rows ``x = (x_0, \\bar x)``)."""
+    nb = np.linalg.norm(x[:, 1:], axis=1)
+    return (x[:, 0] - nb) * (x[:, 0] + nb)
+
+
+def _in_soc(x: np.ndarray) -> np.ndarray:
+    """Rows strictly inside the second-order cone."""
+    return (x[:, 0] > 0) & (x[:, 0] > np.linalg.norm(x[:, 1:], axis=1))
+
+
+def _jprod(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Jordan product of the second-order cone, row by row: :math:`(a^\\top b, a_0\\bar b + b_0\\bar a)`."""
+    out = a[:, :1] * b + b[:, :1] * a
+    out[:, 0] = np.einsum("mq,mq->m", a, b)
+    return out
+
+
+def _jdiv(a: np.ndarray, r: np.ndarray) -> np.ndarray:
+    """``v`` with ``a o v = r`` (the arrow matrix of ``a`` inverted in closed form)."""
+    det = _soc_det(a)
+    v0 = (a[:, 0] * r[:, 0] - np.einsum("mq,mq->m", a[:, 1:], r[:, 1:])) / det
+    out = np.empty_like(r)
+    out[:, 0] = v0
+    out[:, 1:] = (r[:, 1:] - v0[:, None] * a[:, 1:]) / a[:, :1]
+    return out
+
+
+def _jinv(x: np.ndarray) -> np.ndarray:
+    """Jordan inverse :math:`J x / (x^\\top J x)` (``x o x^{-1} = e``)."""
+    out = -x / _soc_det(x)[:, None]
+    out[:, 0] = -out[:, 0]
+    return out
+
+
+def _nt_scaling(x: np.ndarray, z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Nesterov-Todd scalings ``W`` (and ``W^{-1}``) with ``W x = W^{-1} z``, row by row.
+
+    With :math:`J = \\operatorname{diag}(1, -I)`, :math:`\\hat x = x/\\sqrt{x^\\top Jx}`,
+    :math:`\\hat z = z/\\sqrt{z^\\top Jz}`, :math:`\\gamma = \\sqrt{(1 + \\hat x^\\top\\hat z)/2}`
+    and :math:`u = (\\hat z + J\\hat x)/(2\\gamma)` (so :math:`u^\\top J u = 1`), the
+    reflection :math:`2uu^\\top - J` maps :math:`\\hat x` to :math:`\\hat z`; ``W`` is
+    :math:`\\eta` times its square root, the symmetric Lorentz boost
+
+    .. math::
+
+        B(u) = \\begin{bmatrix} u_0 & \\bar u^\\top \\\\ \\bar u & I + \\bar u\\bar u^\\top/(1 + u_0)
+        \\end{bmatrix}, \\qquad \\eta = (z^\\top Jz / x^\\top Jx)^{1/4},
+
+    and :math:`W^{-1} = \\eta^{-1} J B(u) J` (so :math:`W^2 x = z`).
+    """
+    dx, dz = _soc_det(x), _soc_det(z)
+    xh = x / np.sqrt(dx)[:, None]
+    zh = z / np.sqrt(dz)[:, None]
+    gamma = np.sqrt(0.5 * (1.0 + np.einsum("mq,mq->m", xh, zh)))
+    u = zh + xh * np.r_[1.0, -np.ones(x.shape[1] - 1)]
+    u /= (2.0 * gamma)[:, None]
+    eta = (dz / dx) ** 0.25
+    m, q = x.shape
+    Bu = np.empty((m, q, q))
+    ub = u[:, 1:]
+    Bu[:, 0, 0] = u[:, 0]
+    Bu[:, 0, 1:] = ub
+    Bu[:, 1:, 0] = ub
+    Bu[:, 1:, 1:] = np.eye(q - 1) + ub[:, :, None] * ub[:, None, :] / (1.0 + u[:, 0])[:, None, None]
+    W = eta[:, None, None] * Bu
+    Winv = Bu.copy()
+    Winv[:, 0, 1:] *= -1.0
+    Winv[:, 1:, 0] *= -1.0
+    Winv /= eta[:, None, None]
+    return W, Winv
+
+
+def _soc_step(x: np.ndarray, dx: np.ndarray) -> float:
+    """Largest ``a`` with ``x + a dx`` in the second-order cone (rows; ``x`` interior)."""
+    s0 = _soc_det(x)
+    c1 = x[:, 0] * dx[:, 0] - np.einsum("mq,mq->m", x[:, 1:], dx[:, 1:])
+    c2 = dx[:, 0] ** 2 - np.einsum("mq,mq->m", dx[:, 1:], dx[:, 1:])
+    disc = c1 * c1 - s0 * c2
+    with np.errstate(invalid="ignore", divide="ignore"):
+        sq = np.sqrt(np.maximum(disc, 0.0))
+        roots = np.concatenate([
+            np.where((disc >= 0) & (c2 != 0), (-c1 - sq) / c2, np.inf),
+            np.where((disc >= 0) & (c2 != 0), (-c1 + sq) / c2, np.inf),
+            np.where((c2 == 0) & (c1 < 0), -s0 / (2.0 * c1), np.inf),
+            np.where(dx[:, 0] < 0, -x[:, 0] / dx[:, 0], np.inf),
+        ])
+    roots = roots[roots > 0]
+    return float(roots.min()) if roots.size else np.inf
 
 
 class ConeBarrier(Solver):
@@ -138,6 +238,11 @@ class ConeBarrier(Solver):
         multiplier iterate is below ``refine_from * tol`` relative.
     step_fraction : float, default=0.99
         Fraction of the step to the boundary of the interior that is taken.
+    single_precision : bool, default=True
+        Form the ``n x n`` matrix :math:`K` (the step's one :math:`O(n^2 P d)` product) in
+        float32, and refine each solve once with the exact float64 products, while the
+        gap is above ``100 * tol``; float64 after that. Only the steps are affected,
+        never the iterates' feasibility or the certificate.
 
     Notes
     -----
@@ -153,7 +258,9 @@ class ConeBarrier(Solver):
     handles_gated = False
     handles_cone = True
 
-    def __init__(self, max_samples: int = 2000, refine_from: float = 30.0, step_fraction: float = 0.99):
+    def __init__(self, max_samples: int = 2000, refine_from: float = 30.0, step_fraction: float = 0.99,
+                 single_precision: bool = True):
+        self.single_precision = single_precision
         self.max_samples = max_samples
         self.refine_from = refine_from
         self.step_fraction = step_fraction
@@ -226,7 +333,7 @@ class ConeBarrier(Solver):
         def centred(r):
             return r - w @ r
 
-        ctx = _Context(alpha, w, sw, Xa, Sd, EdB, Z2, forward, adjoint, centred, P)
+        ctx = _Context(alpha, w, sw, Xa, Sd, EdB, Z2, forward, adjoint, centred, P, tol)
 
         # -- start: v_k = w_k at the analytic centre of cone k (F u = 0) ---------------------
         gates = np.asarray(op.gated.gates, dtype=float)  # (p, P)
@@ -329,10 +436,14 @@ class ConeBarrier(Solver):
             for col in cols:
                 if col.done:
                     continue
-                try:
-                    moved = self._step(col, ctx, Y[:, col.j])
-                except np.linalg.LinAlgError:  # pragma: no cover - rounding at the very end
-                    moved = False
+                # float32 products while far from the tolerance (and while they work);
+                # float64 for the last steps, whose directions must match the gap asked for
+                single = (self.single_precision and not col.exact
+                          and col.primal - col.dual > 100.0 * tol * abs(col.primal))
+                moved = self._safe_step(col, ctx, Y[:, col.j], single)
+                if not moved and single:  # float32 rounding (N indefinite, or no progress)
+                    col.exact = True
+                    moved = self._safe_step(col, ctx, Y[:, col.j], False)
                 rel = (col.primal - col.dual) / max(abs(col.primal), 1e-300)
                 certify_column(col, refine=rel <= self.refine_from * tol or not moved)
                 col.done = col.primal - col.dual <= tol * abs(col.primal) or not moved
@@ -347,107 +458,105 @@ class ConeBarrier(Solver):
             history.record(it, progress.elapsed(), min(primal, history.primal[-1]), dual)
         return Solution(coef, b, points, it, curve, history)
 
-    # -- one predictor-corrector step ------------------------------------------------------
-    def _step(self, col: _Column, ctx: "_Context", y: np.ndarray) -> bool:
-        r"""One Mehrotra predictor-corrector step on ``(u, t, lam, kappa)``; ``False`` if
-        the iterate could not move (rounding at the end of the path).
+    def _safe_step(self, col: _Column, ctx: "_Context", y: np.ndarray, single: bool) -> bool:
+        """:meth:`_step`, ``False`` where rounding makes a factorization fail."""
+        try:
+            return self._step(col, ctx, y, single=single)
+        except np.linalg.LinAlgError:
+            return False
 
-        Eliminating ``d lam`` and ``d kappa`` from the linearised KKT conditions leaves
-        the system of the module docstring, factored once and solved twice: the affine
-        predictor (complementarity target 0) gives :math:`\sigma = (\mu_{aff}/\mu)^3`,
-        the corrector targets :math:`\sigma\mu` with the second-order terms
-        :math:`d\lambda_{aff}\, dg_{aff}` and :math:`d\kappa_{aff}\, dc_{aff}`.
+    # -- one predictor-corrector step ------------------------------------------------------
+    def _step(self, col: _Column, ctx: "_Context", y: np.ndarray, single: bool = False) -> bool:
+        r"""One Mehrotra predictor-corrector step with Nesterov-Todd scaling of the
+        epigraph cones; ``False`` if the iterate could not move.
+
+        Unknowns: the blocks ``x_j = (t_j, u_j)`` in the second-order cone, the cone
+        multipliers :math:`\lambda_j \ge 0` of :math:`G_j u_j \ge 0`, and the epigraph
+        multipliers :math:`z_j = (z_{j0}, \bar z_j)` in the second-order cone. The KKT
+        conditions are :math:`z_{j0} = \alpha`, :math:`\bar z_j = \mathcal F_j^\top\theta
+        - G_j^\top\lambda_j` (so :math:`z_j` in the cone is exactly dual feasibility),
+        :math:`\lambda_j g_j = 0` and :math:`x_j \circ z_j = 0` (Jordan product).
+        Eliminating :math:`d\lambda` and :math:`dz` through the scaling :math:`W_j`
+        (:math:`W_j x_j = W_j^{-1} z_j`) leaves the block matrices
+        :math:`X_a^\top \operatorname{diag}(\lambda_j/g_j) X_a + W_j^2` of the module
+        docstring's system.
         """
         Xa, w, alpha, active = ctx.Xa, ctx.w, ctx.alpha, ctx.active
-        forward, adjoint = ctx.forward, ctx.adjoint
+        forward, adjoint, EdB = ctx.forward, ctx.adjoint, ctx.EdB
         U, t = col.U, col.t
         B, p = U.shape
+        q = p + 1
         n = Xa.shape[0]
         a_idx = np.flatnonzero(active)
         m = a_idx.size
         z, g = forward(U)
         ga = g[:, a_idx]
-        Ua, ta = U[a_idx], t[a_idx]
-        # the epigraph as one concave scalar constraint per block (t > 0):
-        #   c = t - |u|^2 / t,   grad c = (-2u/t, 1 + |u|^2/t^2),
-        #   -Hess c = Hess(|u|^2/t) = [[2I/t, -2u/t^2], [-2u^T/t^2, 2|u|^2/t^3]]
-        nrm2 = np.einsum("bp,bp->b", Ua, Ua)
-        ca = ta - nrm2 / ta
-        if col.lam is None:  # on the central path of mu: lam g = kappa c = mu
-            col.lam, col.kappa = col.mu / ga, col.mu / ca
-        lam, kappa = col.lam, col.kappa
+        x = np.concatenate([t[a_idx, None], U[a_idx]], axis=1)  # (m, q): (t, u)
+        if col.lam is None:  # start on the central path of mu: lam g = mu, x o z = mu e
+            col.lam = col.mu / ga
+            col.zsoc = col.mu * _jinv(x)  # the SOC multipliers z_j (x o z = mu e)
+        lam, zs = col.lam, col.zsoc
         theta = w * ctx.centred(z - y)
-        comp = float(np.einsum("nb,nb->", lam, ga)) + float(kappa @ ca)
-        mu = comp / (m * (n + 1))  # mean complementarity
+        comp = float(np.einsum("nb,nb->", lam, ga)) + float(np.einsum("mq,mq->", x, zs))
+        mu = comp / (m * (n + 1))  # SOC degree 1
 
-        grad_c = np.concatenate([-2.0 * Ua / ta[:, None], (1.0 + nrm2 / ta**2)[:, None]], axis=1)
-        D = np.zeros((m, p + 1, p + 1))
-        D[:, :p, :p] = ((lam / ga).T @ ctx.Z2).reshape(m, p, p)
-        D[:, :p, :p] += (2.0 * kappa / ta)[:, None, None] * np.eye(p)
-        D[:, :p, p] = -(2.0 * kappa / ta**2)[:, None] * Ua
-        D[:, p, :p] = D[:, :p, p]
-        D[:, p, p] = 2.0 * kappa * nrm2 / ta**3
-        D += (kappa / ca)[:, None, None] * (grad_c[:, :, None] * grad_c[:, None, :])
-        solve = self._factor(D, ctx, B, p)
+        W, Winv = _nt_scaling(x, zs)
+        lt = _bmv(W, x)  # scaled point W x = W^{-1} z
+        W2 = np.matmul(W, W)
+        # blocks in (u, t) order for the linear algebra
+        perm = np.r_[1:q, 0]
+        D = W2[:, perm][:, :, perm]
+        D[:, :p, :p] += ((lam / ga).T @ ctx.Z2).reshape(m, p, p)
+        solve = self._factor(D, ctx, B, p, single=single)
         gradf = adjoint(theta)
-        EdB = ctx.EdB
+        # dual residual of the u rows: grad f - G^T lam - zbar (t rows: alpha - z0)
+        lam_full = np.zeros((n, B))
+        lam_full[:, a_idx] = lam
+        GTlam = (Xa.T @ (EdB * lam_full)).T
 
-        def direction(target, corr_g, corr_c):
-            # u, t rows: -(grad f - G^T lam - kappa grad c) + G^T((target - lam g - corr)/g)
-            #            + grad c (target - kappa c - corr_c)/c
-            #          = -grad f + G^T((target - corr)/g) + grad c (target - corr_c)/c
+        def direction(target, corr_g, corr_s):
+            # complementarity rows, scaled: W dx + W^{-1} dz = lt \ (target e - lt o lt - corr_s)
+            rhs_s = -_jprod(lt, lt) - corr_s
+            rhs_s[:, 0] += target
+            rs = _jdiv(lt, rhs_s)
+            Wrs = _bmv(W, rs)
             tg = np.zeros((n, B))
             tg[:, a_idx] = (target - corr_g) / ga
+            # u rows: -(grad f - G^T lam - zbar) + G^T((target - lam g - corr)/g) + [W rs]_u
+            #       = -grad f + zbar + G^T((target - corr)/g) + [W rs]_u
             RU = -gradf + (Xa.T @ (EdB * tg)).T
-            Rt = np.zeros(B)
-            hc = (target - corr_c) / ca
-            RU[a_idx] += hc[:, None] * grad_c[:, :p]
-            Rt[a_idx] = -alpha + hc * grad_c[:, p]
+            RU[a_idx] += zs[:, 1:] + Wrs[:, 1:]
             RU[~active] = 0.0
+            Rt = np.zeros(B)
+            Rt[a_idx] = -(alpha - zs[:, 0]) + Wrs[:, 0]
             dU, dt = solve(RU, Rt)
             dga = forward(dU)[1][:, a_idx]
-            dca = np.einsum("bp,bp->b", grad_c[:, :p], dU[a_idx]) + grad_c[:, p] * dt[a_idx]
+            dx = np.concatenate([dt[a_idx, None], dU[a_idx]], axis=1)
+            dz = _bmv(W, rs - _bmv(W, dx))
             dlam = (target - corr_g) / ga - lam - lam * dga / ga
-            dkap = (target - corr_c) / ca - kappa - kappa * dca / ca
-            return dU, dt, dga, dlam, dca, dkap
+            return dU, dt, dx, dga, dlam, dz
 
         def ratio(v, dv) -> float:
             neg = dv < 0
             return float(np.min(-v[neg] / dv[neg])) if neg.any() else np.inf
 
-        def max_step(dU, dt, dga, dlam, dca, dkap) -> float:
-            """Largest step keeping g, lam, kappa, t > 0 and t^2 > |u|^2 (i.e. c > 0)."""
-            step = min(ratio(ga, dga), ratio(lam, dlam), ratio(kappa, dkap), ratio(ta, dt[a_idx]))
-            # t^2 - |u|^2 along the step: s + 2 c1 a + c2 a^2
-            du = dU[a_idx]
-            s0 = ca * ta
-            c1 = ta * dt[a_idx] - np.einsum("bp,bp->b", Ua, du)
-            c2 = dt[a_idx] ** 2 - np.einsum("bp,bp->b", du, du)
-            disc = c1 * c1 - s0 * c2
-            with np.errstate(invalid="ignore", divide="ignore"):
-                sq = np.sqrt(np.maximum(disc, 0.0))
-                roots = np.concatenate([
-                    np.where((disc >= 0) & (c2 != 0), (-c1 - sq) / c2, np.inf),
-                    np.where((disc >= 0) & (c2 != 0), (-c1 + sq) / c2, np.inf),
-                    np.where((c2 == 0) & (c1 < 0), -s0 / (2.0 * c1), np.inf),
-                ])
-            roots = roots[roots > 0]
-            return min(step, float(roots.min())) if roots.size else step
+        def max_step(dU, dt, dx, dga, dlam, dz) -> float:
+            return min(ratio(ga, dga), ratio(lam, dlam), _soc_step(x, dx), _soc_step(zs, dz))
 
         aff = direction(0.0, 0.0, 0.0)
         a_aff = min(1.0, max_step(*aff))
-        _, _, dga, dlam, dca, dkap = aff
+        _, _, dx, dga, dlam, dz = aff
         comp_aff = float(np.einsum("nb,nb->", lam + a_aff * dlam, ga + a_aff * dga)) + float(
-            (kappa + a_aff * dkap) @ (ca + a_aff * dca))
+            np.einsum("mq,mq->", x + a_aff * dx, zs + a_aff * dz))
         sigma = min(1.0, (comp_aff / max(comp, 1e-300)) ** 3)
-        dU, dt, dga, dlam, dca, dkap = direction(sigma * mu, dlam * dga, dkap * dca)
-        step = min(1.0, self.step_fraction * max_step(dU, dt, dga, dlam, dca, dkap))
+        corr_s = _jprod(_bmv(Winv, dz), _bmv(W, dx))
+        dU, dt, dx, dga, dlam, dz = direction(sigma * mu, dlam * dga, corr_s)
+        step = min(1.0, self.step_fraction * max_step(dU, dt, dx, dga, dlam, dz))
         # the boundary roots lose digits in cancellation: check the new point itself
         for _ in range(60):
-            Un, tn = Ua + step * dU[a_idx], ta + step * dt[a_idx]
-            if ((tn > 0).all() and (tn * tn - np.einsum("bp,bp->b", Un, Un) > 0).all()
-                    and (ga + step * dga > 0).all() and (lam + step * dlam > 0).all()
-                    and (kappa + step * dkap > 0).all()):
+            xn, zn = x + step * dx, zs + step * dz
+            if (_in_soc(xn).all() and _in_soc(zn).all() and (ga + step * dga > 0).all()
+                    and (lam + step * dlam > 0).all()):
                 break
             step *= 0.5
         else:
@@ -455,12 +564,12 @@ class ConeBarrier(Solver):
         col.U = U + step * dU
         col.t = t + step * dt
         col.lam = lam + step * dlam
-        col.kappa = kappa + step * dkap
+        col.zsoc = zs + step * dz
         col.mu = max(sigma * mu, 1e-300)
         return step > 1e-12
 
     @staticmethod
-    def _factor(D, ctx: "_Context", B: int, p: int):
+    def _factor(D, ctx: "_Context", B: int, p: int, single: bool = False):
         r"""Factor :math:`D + \mathcal F^\top M \mathcal F` (blocks ``D`` on the active
         blocks) once; return ``solve(RU, Rt) -> (dU, dt)`` by Woodbury (module docstring)."""
         a_idx = np.flatnonzero(ctx.active)
@@ -479,15 +588,21 @@ class ConeBarrier(Solver):
             ev = np.maximum(ev, 1e-13 * ev[:, -1:])
             Linv = (Q / np.sqrt(ev)[:, None, :]).transpose(0, 2, 1) * sc[:, None, :]
         Dinv = np.zeros((B, p + 1, p + 1))
-        Dinv[a_idx] = np.einsum("bki,bkj->bij", Linv, Linv)  # S (S D S)^{-1} S = D^{-1}
+        Dinv[a_idx] = np.matmul(Linv.transpose(0, 2, 1), Linv)  # S (S D S)^{-1} S = D^{-1}
         # K = F D^{-1} F^T = T T^T,  T = [S_k X_a L_k],  L_k L_k^T = A_vk + A_wk
         A = Dinv[:P, :p, :p] + Dinv[P:, :p, :p]
         A = 0.5 * (A + A.transpose(0, 2, 1))
-        ev, Q = np.linalg.eigh(A)  # PSD (a pattern with both blocks frozen gives 0)
-        Lk = Q * np.sqrt(np.maximum(ev, 0.0))[:, None, :]
-        T = np.matmul(Xa[None], Lk) * Sd.T[:, :, None]  # (P, n, p)
+        try:  # positive definite unless both blocks of a pattern are frozen
+            Lk = np.linalg.cholesky(A)
+        except np.linalg.LinAlgError:
+            ev, Q = np.linalg.eigh(A)
+            Lk = Q * np.sqrt(np.maximum(ev, 0.0))[:, None, :]
+        # the one O(n^2 P d) product, in float32 when asked (then refined once below)
+        dtype = np.float32 if single else np.float64
+        T = np.matmul(Xa.astype(dtype)[None], Lk.astype(dtype)) * Sd.T.astype(dtype)[:, :, None]
         T = T.transpose(1, 0, 2).reshape(Xa.shape[0], -1)
-        K = T @ T.T
+        K = (T @ T.T).astype(np.float64)
+        del T
         # N = I + R^T K R with R = C^T W^{1/2}:  R^T K R = W^{1/2} C K C^T W^{1/2}
         Kw = K @ w
         N = (K - Kw[None, :] - Kw[:, None] + float(w @ Kw)) * np.outer(sw, sw)
@@ -498,10 +613,10 @@ class ConeBarrier(Solver):
             factor = cho_factor(N + 1e-12 * np.eye(N.shape[0]), lower=True, check_finite=False)
 
         def apply_dinv(RU, Rt):
-            out = np.einsum("bij,bj->bi", Dinv, np.concatenate([RU, Rt[:, None]], axis=1))
+            out = _bmv(Dinv, np.concatenate([RU, Rt[:, None]], axis=1))
             return out[:, :p], out[:, p]
 
-        def solve(RU, Rt):
+        def woodbury(RU, Rt):
             aU, at = apply_dinv(RU, Rt)
             q, _ = forward(aU)
             x = cho_solve(factor, sw * centred(q), check_finite=False)
@@ -509,6 +624,21 @@ class ConeBarrier(Solver):
             v = v - w * v.sum()  # R x = C^T W^{1/2} x
             cU, ct = apply_dinv(adjoint(v), np.zeros(B))
             return aU - cU, at - ct
+
+        def apply_H(dU, dt):
+            """:math:`(D + \\mathcal F^\\top M \\mathcal F)` times ``(dU, dt)`` exactly."""
+            out = np.zeros((B, p + 1))
+            out[a_idx] = _bmv(D, np.concatenate([dU[a_idx], dt[a_idx, None]], axis=1))
+            out[:, :p] += adjoint(w * centred(forward(dU)[0]))
+            return out[:, :p], out[:, p]
+
+        def solve(RU, Rt):
+            dU, dt = woodbury(RU, Rt)
+            if single:  # one step of iterative refinement with the exact products
+                HU, Ht = apply_H(dU, dt)
+                eU, et = woodbury(RU - HU, Rt - Ht)
+                dU, dt = dU + eU, dt + et
+            return dU, dt
 
         return solve
 
