@@ -437,6 +437,12 @@ def _check_estimator(estimator) -> FISTA:
             f"got {type(estimator).__name__}."
         )
     estimator._validate_params()
+    if getattr(estimator, "max_time", None) is not None:
+        raise ValueError(
+            f"convexnn.distributed.fit does not support max_time (got {estimator.max_time!r}): "
+            "every rank would have to stop at the same gap check; set max_time=None and "
+            "bound the solve with max_iter."
+        )
     if estimator.activation != "gated_relu":
         raise ValueError(
             f"convexnn.distributed.fit supports activation='gated_relu' only, got "

@@ -21,7 +21,7 @@ from ..patterns import Patterns, make_sampler, masks_from_gates
 from ..penalties import ColumnGroupL2, NuclearNorm
 from ..programs import ConvexProgram
 from ..solvers import make_solver
-from ..solvers.base import ProgressScope, Solution
+from ..solvers.base import ProgressScope, Solution, TimeLimitReached
 
 __all__ = ["BaseConvexMLP", "FitInterruptedWarning"]
 
@@ -52,11 +52,12 @@ class BaseConvexMLP(BaseEstimator):
             "array-like",
         ],
         "solver": [
-            StrOptions({"auto", "fista", "barrier", "cvxpy"}),
+            StrOptions({"auto", "fista", "admm", "barrier", "cvxpy"}),
             HasMethods(["solve"]),
         ],
         "tol": [Interval(Real, 0, None, closed="neither")],
         "max_iter": [Interval(Integral, 1, None, closed="left")],
+        "max_time": [Interval(Real, 0, None, closed="neither"), None],
         "warm_start": ["boolean"],
         "random_state": ["random_state"],
         "verbose": ["verbose"],
@@ -75,6 +76,7 @@ class BaseConvexMLP(BaseEstimator):
         solver="auto",
         tol: float = 1e-3,
         max_iter: int = 5000,
+        max_time: float | None = None,
         warm_start: bool = False,
         random_state=None,
         verbose: int = 0,
@@ -89,6 +91,7 @@ class BaseConvexMLP(BaseEstimator):
         self.solver = solver
         self.tol = tol
         self.max_iter = max_iter
+        self.max_time = max_time
         self.warm_start = warm_start
         self.random_state = random_state
         self.verbose = verbose
@@ -159,7 +162,19 @@ class BaseConvexMLP(BaseEstimator):
                 FitInterruptedWarning,
                 stacklevel=3,
             )
-        elif not cert.converged:
+        elif solution.time_limit_reached and not cert.converged:
+            warnings.warn(
+                f"{type(self).__name__}: time limit reached (max_time={self.max_time:g} s); "
+                f"kept the network of the last duality-gap check (iteration {solution.n_iter}, "
+                f"max_iter={self.max_iter}) with its certificate: relative gap "
+                f"{cert.relative_gap:.2e}, above tol={self.tol:.1e}, {network.n_neurons} "
+                "neurons. The network is usable and its certificate honest, but not "
+                "certified to tol: increase max_time (warm_start=True continues from here) "
+                "or tol, or standardize the features.",
+                ConvergenceWarning,
+                stacklevel=3,
+            )
+        elif not solution.time_limit_reached and not cert.converged:
             warnings.warn(
                 f"{type(self).__name__}: the relative duality gap reached {cert.relative_gap:.2e}, "
                 f"above tol={self.tol:.1e}, after {solution.n_iter} iterations (max_iter="
@@ -180,19 +195,21 @@ class BaseConvexMLP(BaseEstimator):
         solver = make_solver(self.solver, program=program, tol=self.tol)
         solver.check(program)
         init = self._warm_init(program)
-        # Ctrl-C during the solve keeps the last gap check's state (see ProgressScope)
-        with ProgressScope() as scope:
+        # Ctrl-C during the solve, or the time limit (max_time, checked by the solver's
+        # progress printer at its gap checks), keeps the last gap check's state
+        with ProgressScope(max_time=getattr(self, "max_time", None)) as scope:
             try:
                 solution = solver.solve(
                     program, tol=self.tol, max_iter=self.max_iter, init=init, verbose=self.verbose
                 )
-            except KeyboardInterrupt:
+            except (KeyboardInterrupt, TimeLimitReached) as stop:
                 snap = scope.last_snapshot
                 if snap is None:  # nothing to keep yet
                     raise
+                timed_out = isinstance(stop, TimeLimitReached)
                 solution = Solution(
                     snap.coef, snap.intercept, snap.dual_points, snap.iteration, [],
-                    scope.history, interrupted=True,
+                    scope.history, interrupted=not timed_out, time_limit_reached=timed_out,
                 )
         return program, solution
 
@@ -245,6 +262,7 @@ class BaseConvexMLP(BaseEstimator):
         self.n_neurons_ = int(network.n_neurons)
         self.n_outputs_ = int(program.n_outputs)
         self.n_iter_ = int(solution.n_iter)
+        self.stop_reason_ = _stop_reason(solution, cert, self.max_iter)
         self.certificate_ = cert
         self.dual_gap_ = float(cert.gap)
         self.loss_curve_ = [float(v) for v in solution.objective_curve]
@@ -321,3 +339,18 @@ class BaseConvexMLP(BaseEstimator):
         tags = super().__sklearn_tags__()
         tags.input_tags.sparse = False
         return tags
+
+
+def _stop_reason(solution: Solution, cert, max_iter: int) -> str:
+    """Why the solve ended: ``"interrupted"`` (Ctrl-C), ``"max_time"`` (the time
+    limit), ``"converged"`` (certified to ``tol``), ``"max_iter"``, or ``"stalled"``
+    (the solver stopped short of both, e.g. an interior-point method at rounding)."""
+    if solution.interrupted:
+        return "interrupted"
+    if solution.time_limit_reached:
+        return "max_time"
+    if cert.converged:
+        return "converged"
+    if solution.n_iter >= max_iter:
+        return "max_iter"
+    return "stalled"

@@ -55,6 +55,11 @@ _CV_PARAMS_DOC = """
     n_patterns, sampler, solver, tol, max_iter, random_state
         As in the plain estimator; every fit along every path uses them. Each fold
         samples its own patterns on its training part; the refit samples on all data.
+    max_time : float or None, default=None
+        Time limit in seconds of *each* solve (every ``alpha`` of every fold and of
+        the refit), as in the plain estimator; a solve that reaches it keeps its
+        last gap check's network, warns, and the path goes on to the next ``alpha``
+        from there. None: no limit.
     verbose : int, default=0
         Print one line per fitted ``alpha``.
     device : None, "cpu", "cuda" or "cuda:N", default=None
@@ -177,8 +182,8 @@ class _ConvexMLPCVMixin:
 
 
 def _cv_init_params(self, activation, negative_slope, alphas, n_alphas, alpha_min_ratio, cv,
-                    scoring, n_patterns, sampler, solver, tol, max_iter, random_state, verbose,
-                    device, dtype):
+                    scoring, n_patterns, sampler, solver, tol, max_iter, max_time, random_state,
+                    verbose, device, dtype):
     self.activation = activation
     self.negative_slope = negative_slope
     self.alphas = alphas
@@ -191,6 +196,7 @@ def _cv_init_params(self, activation, negative_slope, alphas, n_alphas, alpha_mi
     self.solver = solver
     self.tol = tol
     self.max_iter = max_iter
+    self.max_time = max_time
     self.random_state = random_state
     self.verbose = verbose
     self.device = device
@@ -233,14 +239,15 @@ class ConvexMLPRegressorCV(_ConvexMLPCVMixin, ConvexMLPRegressor):
         solver="auto",
         tol: float = 1e-3,
         max_iter: int = 5000,
+        max_time: float | None = None,
         random_state=None,
         verbose: int = 0,
         device: str | None = None,
         dtype: str | None = None,
     ):
         _cv_init_params(self, activation, negative_slope, alphas, n_alphas, alpha_min_ratio, cv,
-                        scoring, n_patterns, sampler, solver, tol, max_iter, random_state, verbose,
-                        device, dtype)
+                        scoring, n_patterns, sampler, solver, tol, max_iter, max_time,
+                        random_state, verbose, device, dtype)
 
     def fit(self, X, y, sample_weight=None):
         """Choose ``alpha`` by cross-validation, then refit on all the data.
@@ -299,6 +306,7 @@ class ConvexMLPClassifierCV(_ConvexMLPCVMixin, ConvexMLPClassifier):
         solver="auto",
         tol: float = 1e-3,
         max_iter: int = 5000,
+        max_time: float | None = None,
         random_state=None,
         verbose: int = 0,
         device: str | None = None,
@@ -306,8 +314,8 @@ class ConvexMLPClassifierCV(_ConvexMLPCVMixin, ConvexMLPClassifier):
         class_weight=None,
     ):
         _cv_init_params(self, activation, negative_slope, alphas, n_alphas, alpha_min_ratio, cv,
-                        scoring, n_patterns, sampler, solver, tol, max_iter, random_state, verbose,
-                        device, dtype)
+                        scoring, n_patterns, sampler, solver, tol, max_iter, max_time,
+                        random_state, verbose, device, dtype)
         self.class_weight = class_weight
 
     def fit(self, X, y, sample_weight=None):

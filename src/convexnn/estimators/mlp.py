@@ -45,10 +45,17 @@ _PARAMS_DOC = """
         pattern of one-dimensional data, which makes the certificate global. An array
         of shape ``(n_features + 1, n_patterns)`` gives the gates explicitly (last row:
         bias).
-    solver : {"auto", "fista", "barrier", "cvxpy"} or Solver, default="auto"
+    solver : {"auto", "fista", "admm", "barrier", "cvxpy"} or Solver, default="auto"
         ``"fista"``: accelerated proximal gradient with duality-gap stopping, for
         every program; for ReLU its proximal step projects every block exactly onto
-        its cone, so every iterate is a feasible ReLU network. ``"barrier"``
+        its cone, so every iterate is a feasible ReLU network. ``"admm"`` (ReLU,
+        leaky ReLU and abs with the squared loss, i.e. the regressor): ADMM on the
+        cone-constrained program (Mishkin, Sahiner & Pilanci 2022; CRONOS), a
+        linear solve per iteration (direct up to 3000 samples, else
+        Nyström-preconditioned CG), stopping on the certified gap of an exactly
+        feasible point (:class:`~convexnn.solvers.ADMM`); gated ReLU and the
+        classifiers' losses (logistic, cross-entropy) are refused before any work
+        with a ``ValueError`` that names the solver to use (``"fista"``). ``"barrier"
         (gated ReLU, squared or logistic loss, one group per neuron and output):
         an interior-point method on the dual in sample space, a few dozen Newton
         steps on ``n_samples x n_samples`` systems; certifies tight gaps (1e-6 and
@@ -61,7 +68,16 @@ _PARAMS_DOC = """
         Target relative duality gap ``(primal - dual) / primal``.
     max_iter : int, default=5000
         Maximum number of solver iterations (proximal-gradient steps for
-        ``"fista"``, Newton steps for ``"barrier"``).
+        ``"fista"``, ADMM iterations for ``"admm"``, Newton steps for ``"barrier"``).
+    max_time : float or None, default=None
+        Time limit of the solve in seconds (> 0), counted from its start (pattern
+        sampling before it and the certificate after it are not included); None:
+        no limit. The solver stops at its first duality-gap check after the limit
+        and the estimator keeps the network of that check with its exact
+        certificate, as after Ctrl-C, and emits a ``ConvergenceWarning`` with the
+        certified gap unless that gap already meets ``tol``; ``stop_reason_`` is
+        then ``"max_time"``. Every solver honours it at its gap checks
+        (``"cvxpy"`` also passes the time left to Clarabel's ``time_limit``).
     warm_start : bool, default=False
         Reuse the previous fit's gates and solution as the starting point.
     random_state : int, RandomState instance or None, default=None
@@ -109,13 +125,20 @@ _ATTRS_DOC = """
         Number of network outputs.
     n_iter_ : int
         Solver iterations.
+    stop_reason_ : str
+        Why the solve ended: ``"converged"`` (relative gap at most ``tol``),
+        ``"max_iter"``, ``"max_time"`` (the time limit; the network is that of the
+        last gap check), ``"interrupted"`` (Ctrl-C) or ``"stalled"`` (the solver
+        stopped short of ``tol`` before ``max_iter``, e.g. at rounding level).
+        ``certificate_`` says what the kept network is certified to in every case.
     dual_gap_ : float
         ``certificate_.gap``.
     certificate_ : Certificate
         Primal (objective of the exported network), dual bound, gap, and whether it
         holds globally or only over the sampled patterns.
     loss_curve_ : list of float
-        Convex objective after each iteration.
+        Convex objective after each iteration (empty when the solve was stopped by
+        ``max_time`` or Ctrl-C; ``history_`` has the checks).
     history_ : dict of lists
         ``iteration``, ``time`` (s), ``primal``, ``dual`` at each duality-gap check.
     n_features_in_ : int
@@ -236,6 +259,7 @@ class ConvexMLPClassifier(ClassifierMixin, BaseConvexMLP):
         solver="auto",
         tol: float = 1e-3,
         max_iter: int = 5000,
+        max_time: float | None = None,
         warm_start: bool = False,
         random_state=None,
         verbose: int = 0,
@@ -252,6 +276,7 @@ class ConvexMLPClassifier(ClassifierMixin, BaseConvexMLP):
             solver=solver,
             tol=tol,
             max_iter=max_iter,
+            max_time=max_time,
             warm_start=warm_start,
             random_state=random_state,
             verbose=verbose,

@@ -136,6 +136,11 @@ _PARAMS_DOC = """
         Target relative duality gap ``(primal - dual) / primal``.
     max_iter : int, default=5000
         Maximum number of proximal-gradient iterations.
+    max_time : float or None, default=None
+        Time limit of the Lasso solve in seconds, as for
+        :class:`ConvexMLPRegressor`: the solve stops at its first gap check after
+        it, keeps that check's network with its certificate and warns
+        (``stop_reason_ == "max_time"``). Not used by the closed form.
     warm_start : bool, default=False
         Reuse the previous fit's gates and solution as the starting point.
     random_state : int, RandomState instance or None, default=None
@@ -175,6 +180,10 @@ _ATTRS_DOC = """
     n_outputs_ : int
     n_iter_ : int
         Solver iterations (0 for the closed form).
+    stop_reason_ : str
+        ``"converged"``, ``"max_iter"``, ``"max_time"``, ``"interrupted"`` or
+        ``"stalled"``, as for :class:`ConvexMLPRegressor` (``"converged"`` for the
+        closed form).
     dual_gap_ : float
         ``certificate_.gap``.
     certificate_ : Certificate
@@ -330,6 +339,7 @@ class ConvexThresholdRegressor(_ThresholdMixin, ConvexMLPRegressor):
         solver="auto",
         tol: float = 1e-3,
         max_iter: int = 5000,
+        max_time: float | None = None,
         warm_start: bool = False,
         random_state=None,
         verbose: int = 0,
@@ -342,6 +352,7 @@ class ConvexThresholdRegressor(_ThresholdMixin, ConvexMLPRegressor):
         self.solver = solver
         self.tol = tol
         self.max_iter = max_iter
+        self.max_time = max_time
         self.warm_start = warm_start
         self.random_state = random_state
         self.verbose = verbose
@@ -411,6 +422,7 @@ class ConvexThresholdClassifier(_ThresholdMixin, ConvexMLPClassifier):
         solver="auto",
         tol: float = 1e-3,
         max_iter: int = 5000,
+        max_time: float | None = None,
         warm_start: bool = False,
         random_state=None,
         verbose: int = 0,
@@ -423,6 +435,7 @@ class ConvexThresholdClassifier(_ThresholdMixin, ConvexMLPClassifier):
         self.solver = solver
         self.tol = tol
         self.max_iter = max_iter
+        self.max_time = max_time
         self.warm_start = warm_start
         self.random_state = random_state
         self.verbose = verbose

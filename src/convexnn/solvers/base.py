@@ -14,7 +14,15 @@ import numpy as np
 from ..certificates import DualPoint
 from ..programs import ConvexProgram
 
-__all__ = ["History", "ProgressPrinter", "ProgressScope", "Snapshot", "Solution", "Solver"]
+__all__ = [
+    "History",
+    "ProgressPrinter",
+    "ProgressScope",
+    "Snapshot",
+    "Solution",
+    "Solver",
+    "TimeLimitReached",
+]
 
 
 @dataclass
@@ -60,6 +68,10 @@ class Solution:
     interrupted : bool
         True when the solve was stopped by a ``KeyboardInterrupt`` and this is the
         state of its last gap check (set by the estimators, never by solvers).
+    time_limit_reached : bool
+        True when the solve was stopped by the time limit of its
+        :class:`ProgressScope` (the estimators' ``max_time``) and this is the state of
+        its last gap check (set by the estimators, never by solvers).
     """
 
     coef: np.ndarray
@@ -69,6 +81,7 @@ class Solution:
     objective_curve: list[float]
     history: History
     interrupted: bool = False
+    time_limit_reached: bool = False
 
 
 class Solver(ABC):
@@ -86,7 +99,7 @@ class Solver(ABC):
         if program.has_cone and not self.handles_cone:
             raise ValueError(
                 f"solver {self.name!r} does not handle the cone-constrained ReLU program; "
-                "use solver='fista', 'cvxpy' or 'auto', or "
+                "use solver='fista', 'admm' (squared loss), 'cvxpy' or 'auto', or "
                 "activation='gated_relu'."
             )
         if not program.has_cone and not self.handles_gated:
@@ -133,8 +146,30 @@ class Snapshot:
     objective: float = float("nan")
 
 
+class TimeLimitReached(Exception):
+    """The time limit of the active :class:`ProgressScope` passed (``max_time``).
+
+    Raised by :meth:`ProgressPrinter.snapshot` at the first gap check after the
+    deadline whose state does not already meet ``tol``, right after that state was
+    stored: the scope's :attr:`~ProgressScope.last_snapshot` is the point to keep.
+    Solvers never catch it; whoever opened the scope (the estimators) does.
+
+    Attributes
+    ----------
+    iteration : int
+        Iteration of the gap check at which the solve stopped.
+    elapsed : float
+        Seconds since the scope was entered.
+    """
+
+    def __init__(self, iteration: int, elapsed: float):
+        super().__init__(f"time limit reached at iteration {iteration} after {elapsed:.3g} s")
+        self.iteration = int(iteration)
+        self.elapsed = float(elapsed)
+
+
 #: The progress scope of the fit running in this context (see :class:`ProgressScope`).
-_SCOPE: contextvars.ContextVar[list[ProgressPrinter] | None] = contextvars.ContextVar(
+_SCOPE: contextvars.ContextVar[ProgressScope | None] = contextvars.ContextVar(
     "convexnn_progress_scope", default=None
 )
 
@@ -180,7 +215,12 @@ class ProgressPrinter:
     -----
     A printer created while a :class:`ProgressScope` is active (estimators open one
     around ``solver.solve``) registers itself there, so the estimator can close the
-    display and read the last snapshot when the solve is interrupted.
+    display and read the last snapshot when the solve is interrupted. It also takes
+    the scope's deadline (``ProgressScope(max_time=...)``): :meth:`snapshot` raises
+    :class:`TimeLimitReached` once the deadline has passed, so every solver that
+    snapshots its gap checks honours the estimators' ``max_time`` without code of
+    its own. Solvers that cannot stop at gap checks (e.g. an external
+    interior-point code) can read :meth:`remaining` and pass it on.
     """
 
     #: clock used for the elapsed time (a class attribute so tests can replace it)
@@ -211,14 +251,26 @@ class ProgressPrinter:
         self._mode: str | None = None  # "rich" or "lines" once something was shown
         self._closed = False
         scope = _SCOPE.get()
+        #: clock reading after which :meth:`snapshot` stops the solve (None: no limit)
+        self.deadline: float | None = None
+        self._scope_start = self.start
         if scope is not None:
-            scope.append(self)
+            scope.printers.append(self)
+            self.deadline = scope.deadline
+            self._scope_start = scope.start
         # a solver that never calls close() still releases the terminal
         self._finalizer = weakref.finalize(self, _stop_live, self._live)
 
     def elapsed(self) -> float:
         """Seconds since the solver started."""
         return self._clock() - self.start
+
+    def remaining(self) -> float | None:
+        """Seconds left before the scope's deadline (negative once it passed), or
+        None without a time limit."""
+        if self.deadline is None:
+            return None
+        return self.deadline - self._clock()
 
     def __call__(self, iteration: int, primal: float, dual: float) -> None:
         """Record and show one gap check."""
@@ -264,6 +316,10 @@ class ProgressPrinter:
 
         An interrupted fit (Ctrl-C) rebuilds its network and certificate from the
         last snapshot, so solvers should call this right after ``progress(...)``.
+        Under a time limit (see :class:`ProgressScope`) this is also where the solve
+        stops: once the deadline has passed, and unless the last ``progress(...)``
+        call already met ``tol``, the state is stored and :class:`TimeLimitReached`
+        is raised.
 
         Parameters
         ----------
@@ -291,6 +347,8 @@ class ProgressPrinter:
             int(iteration),
             float("nan") if objective is None else float(objective),
         )
+        if self.deadline is not None and not self._met_tol() and self._clock() >= self.deadline:
+            raise TimeLimitReached(int(iteration), self._clock() - self._scope_start)
 
     def close(self) -> None:
         """End the display (the bar stays on screen with its final values). Idempotent."""
@@ -300,6 +358,13 @@ class ProgressPrinter:
         self._finalizer()
 
     # -- internals -----------------------------------------------------------------
+    def _met_tol(self) -> bool:
+        """Whether the last recorded check meets ``tol`` (the solver stops there anyway)."""
+        h = self.history
+        if self.tol is None or not h.primal:
+            return False
+        return h.primal[-1] - h.dual[-1] <= self.tol * abs(h.primal[-1])
+
     def _stream(self):
         return self.file if self.file is not None else sys.stderr
 
@@ -348,21 +413,38 @@ class ProgressScope:
     """Collects the :class:`ProgressPrinter` objects created while it is active.
 
     The estimators wrap ``solver.solve`` in one: on exit every display is closed (also
-    when the solve raised), and after a ``KeyboardInterrupt`` :attr:`last_snapshot`
-    is the state from which the fit rebuilds its network.
+    when the solve raised), and after a ``KeyboardInterrupt`` or
+    :class:`TimeLimitReached` :attr:`last_snapshot` is the state from which the fit
+    rebuilds its network.
+
+    Parameters
+    ----------
+    max_time : float, optional
+        Time limit in seconds, counted from entering the scope (on
+        ``ProgressPrinter._clock``). The first gap check after it that does not meet
+        ``tol`` raises :class:`TimeLimitReached` from :meth:`ProgressPrinter.snapshot`.
+        None: no limit.
 
     Examples
     --------
-    >>> with ProgressScope() as scope:  # doctest: +SKIP
-    ...     solution = solver.solve(program, tol=tol, max_iter=max_iter, verbose=1)
+    >>> with ProgressScope(max_time=60.0) as scope:  # doctest: +SKIP
+    ...     try:
+    ...         solution = solver.solve(program, tol=tol, max_iter=max_iter, verbose=1)
+    ...     except TimeLimitReached:
+    ...         snap = scope.last_snapshot
     """
 
-    def __init__(self) -> None:
+    def __init__(self, max_time: float | None = None) -> None:
         self.printers: list[ProgressPrinter] = []
+        self.max_time = max_time
+        self.start: float = float("nan")
+        self.deadline: float | None = None
         self._token: contextvars.Token | None = None
 
     def __enter__(self) -> ProgressScope:
-        self._token = _SCOPE.set(self.printers)
+        self.start = ProgressPrinter._clock()
+        self.deadline = None if self.max_time is None else self.start + float(self.max_time)
+        self._token = _SCOPE.set(self)
         return self
 
     def __exit__(self, *exc_info) -> None:

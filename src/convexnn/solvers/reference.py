@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..certificates import DualPoint, dual_point_from_outputs
+from ..certificates import DualPoint, dual_point_from_outputs, dual_value
 from ..losses import LogisticLoss, SoftmaxCrossEntropy, SquaredLoss
 from ..penalties import ColumnGroupL2, NuclearNorm
 from ..programs import ConvexProgram
-from .base import History, Solution, Solver
+from .base import History, ProgressPrinter, Solution, Solver
 
 __all__ = ["CvxpySolver"]
 
@@ -25,6 +25,14 @@ class CvxpySolver(Solver):
     ----------
     solver : str, default="CLARABEL"
         cvxpy solver name.
+
+    Notes
+    -----
+    Under a time limit (the estimators' ``max_time``, see
+    :class:`~convexnn.solvers.base.ProgressScope`) the time left is passed to
+    Clarabel as its ``time_limit``; a solve stopped by it keeps Clarabel's last
+    iterate (made feasible), and the single gap check then stops the fit as a time
+    limit unless that point already meets ``tol``.
     """
 
     name = "cvxpy"
@@ -78,18 +86,32 @@ class CvxpySolver(Solver):
             E = 2 * M - 1
             cons = [cp.multiply(E[:, [j % P]], Xa @ V[j]) >= 0 for j in range(B)]
         prob = cp.Problem(cp.Minimize(data + program.alpha * reg), cons)
-        prob.solve(solver=self.solver, verbose=bool(verbose))
-        if prob.status not in ("optimal", "optimal_inaccurate"):
+        # one gap check at the end: it honours the scope's time limit (if any)
+        progress = ProgressPrinter(0, self.name, tol=tol)
+        remaining = progress.remaining()
+        options = {}
+        if remaining is not None and str(self.solver).upper() == "CLARABEL":
+            options["time_limit"] = max(float(remaining), 1e-3)
+        prob.solve(solver=self.solver, verbose=bool(verbose), **options)
+        accepted = ("optimal", "optimal_inaccurate") + (("user_limit",) if options else ())
+        if prob.status not in accepted or any(Vk.value is None for Vk in V):
             raise RuntimeError(f"cvxpy reference solve failed with status {prob.status!r}")
         coef = np.stack([Vk.value for Vk in V])
         intercept = np.asarray(b.value, dtype=float).reshape(c)
         Lam = None
-        if program.has_cone:
+        if program.has_cone and all(con.dual_value is not None for con in cons):
             Lam = np.stack([np.asarray(con.dual_value).reshape(n, c) for con in cons], axis=1)
             Lam = np.maximum(Lam, 0.0)
-            coef = program.make_feasible(coef)  # interior-point iterates: rounding only
+        if program.has_cone:
+            coef = program.make_feasible(coef)  # interior-point iterates (rounding-level at the optimum)
         point = dual_point_from_outputs(program, program.predict(coef, intercept), Lam)
         history = History()
         value = program.objective(coef, intercept)
         history.record(1, 0.0, value, value)
+        if progress.deadline is not None:
+            # the time-limit check (raises TimeLimitReached when it passed short of tol)
+            dual = dual_value(program, point, refine=program.has_cone)
+            progress(1, value, dual)
+            progress.snapshot(coef, intercept, point, iteration=1, objective=value)
+        progress.close()
         return Solution(coef, intercept, [point], 1, [value], history)
