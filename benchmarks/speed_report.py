@@ -85,7 +85,8 @@ def relu_table(recs: dict) -> list[str]:
         ok = "" if ratio is None else (" ✓" if ratio >= GOALS["relu"] and cx["certified"] else " ✗")
         lines.append(
             f"| {name} | {sh['n_samples']} × {sh['n_features']}, {sh['n_outputs']}, {sh['n_patterns']} | "
-            f"{_s(cx['seconds'])} | {cx['relative_gap']:.1e}{'' if cx['certified'] else ' (not certified)'} | "
+            f"{_s(cx['seconds'])} ({cx.get('solver', 'fista')}) | "
+            f"{cx['relative_gap']:.1e}{'' if cx['certified'] else ' (not certified)'} | "
             f"{_s(ps.get('seconds'))} ({ps.get('max_primal_iters', '–')} it) | {_f(ps.get('J_convexnn_objective'), '{:.5g}')} | "
             f"{_f(ps.get('cone_violation'), '{:.1e}')} | {_f(ps.get('J_after_projection'), '{:.5g}')} | "
             f"{cx['primal']:.5g} | {_f(ratio, '{:.2f}')}{ok} |"

@@ -24,7 +24,14 @@ from convexnn.operators import ConeOperator, GatedOperator  # noqa: E402
 from convexnn.patterns import DataSampler  # noqa: E402
 from convexnn.penalties import ColumnGroupL2, NuclearNorm  # noqa: E402
 from convexnn.programs import ConvexProgram  # noqa: E402
-from convexnn.solvers import AUTO_BARRIER_MAX_SAMPLES, FISTA, DualBarrier, make_solver  # noqa: E402
+from convexnn.solvers import (  # noqa: E402
+    AUTO_BARRIER_MAX_SAMPLES,
+    AUTO_CONE_BARRIER_MAX_SAMPLES,
+    FISTA,
+    ConeBarrier,
+    DualBarrier,
+    make_solver,
+)
 
 TOL = 1e-7
 FAMILIES = ["reg1", "reg2", "binary"]
@@ -148,7 +155,12 @@ def test_refuses_programs_it_does_not_solve():
 def test_auto_picks_the_barrier_only_where_it_applies():
     y = np.random.default_rng(2).normal(size=(3000, 1))
     assert isinstance(make_solver("auto", program=_small(SquaredLoss(), y)), DualBarrier)
-    assert isinstance(make_solver("auto", program=_small(SquaredLoss(), y, cone=True)), FISTA)
+    # the cone-constrained programs: their own interior-point method up to its size, then FISTA
+    assert isinstance(make_solver("auto", program=_small(SquaredLoss(), y, cone=True)), ConeBarrier)
+    big_cone = _small(SquaredLoss(), y, cone=True, n=AUTO_CONE_BARRIER_MAX_SAMPLES + 1)
+    assert isinstance(make_solver("auto", program=big_cone), FISTA)
+    labels_cone = (y > 0).astype(float)
+    assert isinstance(make_solver("auto", program=_small(LogisticLoss(), labels_cone, cone=True)), FISTA)
     big = _small(SquaredLoss(), y, n=AUTO_BARRIER_MAX_SAMPLES["squared"] + 1)
     assert isinstance(make_solver("auto", program=big), FISTA)
     labels = (y > 0).astype(float)
@@ -159,7 +171,7 @@ def test_auto_picks_the_barrier_only_where_it_applies():
     assert isinstance(make_solver("auto", program=_small(SquaredLoss(), y), tol=1e-8), DualBarrier)
 
 
-def test_estimators_accept_the_barrier_and_reject_it_for_relu():
+def test_estimators_accept_the_barrier_for_gated_and_relu():
     rng = np.random.default_rng(3)
     X = rng.normal(size=(60, 3))
     y = np.sin(X[:, 0]) + 0.1 * rng.normal(size=60)
@@ -169,8 +181,13 @@ def test_estimators_accept_the_barrier_and_reject_it_for_relu():
     assert reg.certificate_.primal == pytest.approx(ref.certificate_.primal, rel=3e-6)
     clf = ConvexMLPClassifier("gated_relu", solver="barrier", tol=1e-6, random_state=0).fit(X, y > 0)
     assert clf.certificate_.relative_gap <= 1e-6
-    with pytest.raises(ValueError, match="does not handle the cone-constrained ReLU program"):
-        ConvexMLPRegressor("relu", solver="barrier").fit(X, y)
+    # on the cone-constrained programs 'barrier' is their interior-point method (squared loss)
+    relu = ConvexMLPRegressor("relu", solver="barrier", tol=1e-6, random_state=0).fit(X, y)
+    assert relu.certificate_.relative_gap <= 1e-6
+    relu_ref = ConvexMLPRegressor("relu", solver="fista", tol=1e-7, max_iter=100_000, random_state=0).fit(X, y)
+    assert relu.certificate_.primal == pytest.approx(relu_ref.certificate_.primal, rel=2e-6)
+    with pytest.raises(ValueError, match="squared loss"):
+        ConvexMLPClassifier("relu", solver="barrier").fit(X, y > 0)
 
 
 # ----------------------------------------------------------------- its building blocks

@@ -425,12 +425,12 @@ class ConeBarrier(Solver):
             history.record(0, progress.elapsed(), start["primal"], start["dual"])
             progress.close()
             return Solution(start["coef"], start["intercept"], [start["point"]], 0,
-                            [start["primal"]], history)
+                            [], history)
         for col in cols:
             certify_column(col, refine=False)
         primal, dual = report(0)
         it = 0
-        curve = [primal]
+        curve: list[float] = []  # the objective after each step (the start is not a step)
         while primal - dual > tol * abs(primal) and it < max_iter:
             it += 1
             for col in cols:
@@ -454,8 +454,10 @@ class ConeBarrier(Solver):
         progress.close()
         coef, b, points = finish(prune=True)
         primal, dual = bounds()
-        if primal != history.primal[-1]:  # pruning changed the returned network
-            history.record(it, progress.elapsed(), min(primal, history.primal[-1]), dual)
+        if primal < history.primal[-1]:  # pruning lowered the returned network's objective
+            history.primal[-1] = primal  # (the last check's record is the returned network)
+            if curve:
+                curve[-1] = primal
         return Solution(coef, b, points, it, curve, history)
 
     def _safe_step(self, col: _Column, ctx: "_Context", y: np.ndarray, single: bool) -> bool:
