@@ -59,10 +59,16 @@ _PARAMS_DOC = """
         (gated ReLU, squared or logistic loss, one group per neuron and output):
         an interior-point method on the dual in sample space, a few dozen Newton
         steps on ``n_samples x n_samples`` systems; certifies tight gaps (1e-6 and
-        below) in seconds for up to a few thousand samples.
+        below) in seconds for up to a few thousand samples. On ReLU, leaky ReLU and
+        abs with the squared loss (the regressor), ``"barrier"`` is the primal-dual
+        interior-point method of the cone-constrained program
+        (:class:`~convexnn.solvers.ConeBarrier`: Nesterov-Todd scaled cones, a few
+        dozen steps on ``n_samples x n_samples`` systems, every iterate a feasible
+        network); the classifiers' losses are refused with a ``ValueError``.
         ``"auto"``: ``"barrier"`` for gated ReLU when it applies and there are at
-        most 2000 samples (squared loss) or 600 (logistic loss) and ``tol >= 1e-8``,
-        else ``"fista"``.
+        most 2000 samples (squared loss) or 600 (logistic loss), and for the
+        regressor's cone-constrained programs up to 1500 samples, when
+        ``tol >= 1e-8``; else ``"fista"``.
         ``"cvxpy"`` (extra) is the interior-point reference for tiny problems.
     tol : float, default=1e-3
         Target relative duality gap ``(primal - dual) / primal``.
@@ -113,7 +119,7 @@ _ATTRS_DOC = """
         absolute value) reproduces the model's raw outputs exactly.
     gates_ : ndarray of shape (n_features + 1, n_patterns)
         The sampled gates (last row: bias coefficient).
-    neuron_patterns_ : ndarray of shape (n_neurons_,)
+    neuron_patterns_ : ndarray of shape (``n_neurons_``,)
         Column of ``gates_`` each hidden unit came from (its gate, for gated ReLU).
     convex_coef_ : ndarray
         Solution of the convex program, shape ``(n_blocks, n_features + 1,

@@ -163,7 +163,7 @@ _ATTRS_DOC = """
         ``W1`` (with ``b1``) are the units' gates. Deep networks: ``[W1, ..., WL]``.
     intercepts_ : list of ndarray
         ``[b1 (n_neurons_,), b2 (n_outputs_,)]``; deep networks: ``[b1, ..., bL]``.
-    amplitudes_ : ndarray of shape (n_neurons_,)
+    amplitudes_ : ndarray of shape (``n_neurons_``,)
         Amplitude :math:`s_j` of each unit: ``(amplitudes_ * (X @ W1 + b1 > 0)) @ W2 + b2``
         reproduces the model's raw outputs exactly. Deep networks: a list
         ``[s1, ..., s_{L-1}]``, one array per hidden layer.
@@ -171,7 +171,7 @@ _ATTRS_DOC = """
         The gates of the Lasso dictionary (last row: bias coefficient); for deep
         networks, gates on the layer-``L - 2`` features (shape ``(m_{L-2} + 1,
         n_patterns)``).
-    neuron_patterns_ : ndarray of shape (n_neurons_,)
+    neuron_patterns_ : ndarray of shape (``n_neurons_``,)
         Column of ``gates_`` each hidden unit came from.
     convex_coef_ : ndarray of shape (n_patterns, 1, n_outputs_)
         The Lasso solution :math:`C`.
