@@ -18,7 +18,6 @@ pytest.importorskip("cvxpy")
 from test_solvers_oracle import make_program, program_J, reference_optimum  # noqa: E402
 
 from convexnn.certificates import certify  # noqa: E402
-from convexnn.losses import SquaredLoss  # noqa: E402
 from convexnn.solvers import ConeBarrier, DualBarrier, FISTA, make_solver  # noqa: E402
 from convexnn.solvers.base import ProgressScope  # noqa: E402
 
@@ -127,19 +126,6 @@ def test_progress_lines_and_max_iter(capsys):
     # the history's bounds are certified: the dual point reproduces the recorded dual
     cert = certify(program, sol.coef, sol.intercept, sol.dual_points, activation="relu", tol=1e-14)
     assert cert.dual >= sol.history.dual[-1] - 1e-12 * abs(sol.history.dual[-1])
-
-
-class _InterruptingSquaredLoss(SquaredLoss):
-    """Squared loss whose ``value`` raises KeyboardInterrupt on its ``after``-th call."""
-
-    def __init__(self, after):
-        self.after, self.calls = after, 0
-
-    def value(self, Z, Y, w):
-        self.calls += 1
-        if self.calls == self.after:
-            raise KeyboardInterrupt
-        return super().value(Z, Y, w)
 
 
 def test_ctrl_c_snapshot_is_a_feasible_point():
