@@ -26,6 +26,7 @@ from convexnn.penalties import ColumnGroupL2, NuclearNorm  # noqa: E402
 from convexnn.programs import ConvexProgram  # noqa: E402
 from convexnn.solvers import (  # noqa: E402
     AUTO_BARRIER_MAX_SAMPLES,
+    AUTO_CONE_BARRIER_MAX_ENTRIES,
     AUTO_CONE_BARRIER_MAX_SAMPLES,
     FISTA,
     ConeBarrier,
@@ -152,13 +153,16 @@ def test_refuses_programs_it_does_not_solve():
             solver.solve(program, tol=1e-3, max_iter=10)
 
 
-def test_auto_picks_the_barrier_only_where_it_applies():
+def test_auto_picks_the_barrier_only_where_it_applies(monkeypatch):
     y = np.random.default_rng(2).normal(size=(3000, 1))
     assert isinstance(make_solver("auto", program=_small(SquaredLoss(), y)), DualBarrier)
     # the cone-constrained programs: their own interior-point method up to its size, then FISTA
     assert isinstance(make_solver("auto", program=_small(SquaredLoss(), y, cone=True)), ConeBarrier)
     big_cone = _small(SquaredLoss(), y, cone=True, n=AUTO_CONE_BARRIER_MAX_SAMPLES + 1)
     assert isinstance(make_solver("auto", program=big_cone), FISTA)
+    wide = _small(SquaredLoss(), y, cone=True)
+    monkeypatch.setitem(AUTO_CONE_BARRIER_MAX_ENTRIES, "factor", wide.operator.n_samples)
+    assert isinstance(make_solver("auto", program=wide), FISTA)  # its step arrays too large
     labels_cone = (y > 0).astype(float)
     assert isinstance(make_solver("auto", program=_small(LogisticLoss(), labels_cone, cone=True)), FISTA)
     big = _small(SquaredLoss(), y, n=AUTO_BARRIER_MAX_SAMPLES["squared"] + 1)

@@ -23,6 +23,7 @@ __all__ = [
     "AUTO_BARRIER_MAX_SAMPLES",
     "AUTO_BARRIER_MIN_TOL",
     "AUTO_CONE_BARRIER_MAX_SAMPLES",
+    "AUTO_CONE_BARRIER_MAX_ENTRIES",
     "SOLVERS",
 ]
 
@@ -47,6 +48,10 @@ AUTO_BARRIER_MAX_SAMPLES = {"squared": 2000, "other": 600}
 #: O(n^2 P d)); on the issue-3 goal-2 program (569 x 30, P=500, alpha=1e-3) it certifies
 #: 1e-3 in 18 s where FISTA had not in 926 s.
 AUTO_CONE_BARRIER_MAX_SAMPLES = 1500
+#: ... and while its dense step arrays stay moderate: the ``n x P (d+1)`` factor ``T``
+#: (float32) and the ``2P`` blocks of size ``(d+2)^2`` (several float64 copies), in
+#: entries; beyond, ``"auto"`` keeps FISTA, whose memory is linear in ``n``.
+AUTO_CONE_BARRIER_MAX_ENTRIES = {"factor": 60_000_000, "blocks": 10_000_000}
 #: ... and only for tolerances it reaches reliably: below ~1e-8 relative its path can
 #: stall in rounding (seen: 2.4e-8 on a small logistic problem asked for 1e-9).
 AUTO_BARRIER_MIN_TOL = 1e-8
@@ -60,7 +65,8 @@ def make_solver(spec, cone: bool | None = None, program=None, tol: float | None 
     ``n_samples`` is at most :data:`AUTO_BARRIER_MAX_SAMPLES` (squared loss: 2000,
     logistic loss: 600); for the cone-constrained programs with the squared loss, the
     interior-point method :class:`ConeBarrier` up to
-    :data:`AUTO_CONE_BARRIER_MAX_SAMPLES` samples; otherwise FISTA, which solves every program (for the ReLU
+    :data:`AUTO_CONE_BARRIER_MAX_SAMPLES` samples (and step arrays within
+    :data:`AUTO_CONE_BARRIER_MAX_ENTRIES`); otherwise FISTA, which solves every program (for the ReLU
     program its proximal step projects onto the cones exactly, so every iterate is
     feasible). Without ``program``, or for ``tol`` below :data:`AUTO_BARRIER_MIN_TOL`,
     it picks FISTA.
@@ -71,7 +77,11 @@ def make_solver(spec, cone: bool | None = None, program=None, tol: float | None 
         tight = tol is not None and tol < AUTO_BARRIER_MIN_TOL
         if program is not None and program.has_cone and not tight:
             cone = ConeBarrier(max_samples=AUTO_CONE_BARRIER_MAX_SAMPLES)
-            if cone.supports(program) is None:
+            op = program.operator
+            n, P, p = op.n_samples, op.n_patterns, op.n_inputs
+            small = (n * P * p <= AUTO_CONE_BARRIER_MAX_ENTRIES["factor"]
+                     and 2 * P * (p + 1) ** 2 <= AUTO_CONE_BARRIER_MAX_ENTRIES["blocks"])
+            if small and cone.supports(program) is None:
                 return cone
         if program is not None and not program.has_cone and not tight:
             barrier = DualBarrier()
