@@ -601,8 +601,9 @@ class ConeBarrier(Solver):
             Lk = Q * np.sqrt(np.maximum(ev, 0.0))[:, None, :]
         # the one O(n^2 P d) product, in float32 when asked (then refined once below)
         dtype = np.float32 if single else np.float64
-        T = np.matmul(Xa.astype(dtype)[None], Lk.astype(dtype)) * Sd.T.astype(dtype)[:, :, None]
-        T = T.transpose(1, 0, 2).reshape(Xa.shape[0], -1)
+        # X_a [L_1 .. L_P] in one product, already in the (n, P p) layout of T
+        T = Xa.astype(dtype) @ Lk.astype(dtype).transpose(1, 0, 2).reshape(p, -1)
+        T.reshape(Xa.shape[0], P, p)[...] *= Sd.astype(dtype)[:, :, None]
         K = (T @ T.T).astype(np.float64)
         del T
         # N = I + R^T K R with R = C^T W^{1/2}:  R^T K R = W^{1/2} C K C^T W^{1/2}
@@ -665,7 +666,7 @@ class ConeBarrier(Solver):
             H = ((inv * inv).T @ Z2).reshape(m, p, p) + eye
             step = -np.linalg.solve(H, grad[:, :, None])[:, :, 0]
             dec = np.einsum("mp,mp->m", -grad, step)
-            if dec.max(initial=0.0) < 1e-6:
+            if dec.max(initial=0.0) < 1e-3:  # centred enough to start a path from
                 break
             dg = (Xa @ step.T) * E
             with np.errstate(divide="ignore", invalid="ignore"):
