@@ -78,9 +78,8 @@ from scipy.linalg import cho_factor, cho_solve
 from ..certificates import DualPoint, dual_point_from_outputs, dual_value
 from ..losses import SquaredLoss
 from ..operators import _symmetric_square
-from ..penalties import ColumnGroupL2, NuclearNorm
 from ..programs import ConvexProgram
-from .base import History, ProgressPrinter, Solution, Solver
+from .base import History, ProgressPrinter, Solution, Solver, group_per_block_and_output
 
 __all__ = ["ADMM", "ADMMHistory"]
 
@@ -349,11 +348,7 @@ class ADMM(Solver):
                 f"the {type(program.loss).__name__} has no closed-form prox here (ADMM "
                 "handles the squared loss)"
             )
-        c = program.n_outputs
-        penalty = program.penalty
-        if not (isinstance(penalty, ColumnGroupL2) or (isinstance(penalty, NuclearNorm) and c == 1)):
-            return f"the {type(penalty).__name__} penalty with {c} outputs is not one group per block and output"
-        return None
+        return group_per_block_and_output(program)
 
     def check(self, program: ConvexProgram) -> None:
         super().check(program)

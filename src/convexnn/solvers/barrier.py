@@ -61,10 +61,9 @@ from scipy.optimize import minimize_scalar
 from .._nnls import nnls
 from ..certificates import DualPoint
 from ..losses import SquaredLoss
-from ..penalties import ColumnGroupL2, NuclearNorm
 from ..operators import _symmetric_square
 from ..programs import ConvexProgram
-from .base import History, ProgressPrinter, Solution, Solver
+from .base import History, ProgressPrinter, Solution, Solver, group_per_block_and_output
 
 __all__ = ["DualBarrier"]
 
@@ -176,12 +175,9 @@ class DualBarrier(Solver):
         c = program.n_outputs
         if c > 1 and not isinstance(program.loss, SquaredLoss):
             return "several outputs need the squared loss (which separates over outputs)"
-        penalty = program.penalty
-        if not (isinstance(penalty, ColumnGroupL2) or (isinstance(penalty, NuclearNorm) and c == 1)):
-            return (
-                f"the {type(penalty).__name__} penalty with {c} outputs is not one group per "
-                "block and output"
-            )
+        reason = group_per_block_and_output(program)
+        if reason is not None:
+            return reason
         n = int(np.count_nonzero(program.sample_weight > 0))
         if n > self.max_samples:
             return (

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..certificates import DualPoint
+from ..penalties import ColumnGroupL2, NuclearNorm
 from ..programs import ConvexProgram
 
 __all__ = [
@@ -82,6 +83,21 @@ class Solution:
     history: History
     interrupted: bool = False
     time_limit_reached: bool = False
+
+
+def group_per_block_and_output(program: ConvexProgram) -> str | None:
+    """``None`` if the penalty has one group per block and output, else why not.
+
+    :class:`~convexnn.penalties.ColumnGroupL2`, or the nuclear norm with one output
+    (the same penalty): the structure the interior-point methods and ADMM rely on, since
+    then their dual constraints (and, for the squared loss, their problems) separate
+    over outputs.
+    """
+    c = program.n_outputs
+    penalty = program.penalty
+    if isinstance(penalty, ColumnGroupL2) or (isinstance(penalty, NuclearNorm) and c == 1):
+        return None
+    return f"the {type(penalty).__name__} penalty with {c} outputs is not one group per block and output"
 
 
 class Solver(ABC):

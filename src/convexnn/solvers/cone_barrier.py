@@ -83,9 +83,8 @@ from scipy.linalg import LinAlgError, cho_factor, cho_solve
 
 from ..certificates import DualPoint, cone_dual_norms, dual_value
 from ..losses import SquaredLoss
-from ..penalties import ColumnGroupL2, NuclearNorm
 from ..programs import ConvexProgram
-from .base import History, ProgressPrinter, Solution, Solver
+from .base import History, ProgressPrinter, Solution, Solver, group_per_block_and_output
 
 __all__ = ["ConeBarrier"]
 
@@ -105,8 +104,9 @@ class _Context:
     adjoint: object
     centred: object
     P: int
-    tol: float = 0.0
     active: np.ndarray | None = None
+    Xa32: np.ndarray | None = None  # float32 copies for the float32 products of K
+    Sd32: np.ndarray | None = None
 
 
 @dataclass
@@ -272,10 +272,9 @@ class ConeBarrier(Solver):
             return "it solves the cone-constrained programs (ReLU, leaky ReLU, abs) only"
         if not isinstance(program.loss, SquaredLoss):
             return f"the {type(program.loss).__name__} is not the squared loss"
-        c = program.n_outputs
-        penalty = program.penalty
-        if not (isinstance(penalty, ColumnGroupL2) or (isinstance(penalty, NuclearNorm) and c == 1)):
-            return f"the {type(penalty).__name__} penalty with {c} outputs is not one group per block and output"
+        reason = group_per_block_and_output(program)
+        if reason is not None:
+            return reason
         n = program.operator.n_samples
         if n > self.max_samples:
             return (
@@ -333,7 +332,9 @@ class ConeBarrier(Solver):
         def centred(r):
             return r - w @ r
 
-        ctx = _Context(alpha, w, sw, Xa, Sd, EdB, Z2, forward, adjoint, centred, P, tol)
+        ctx = _Context(alpha, w, sw, Xa, Sd, EdB, Z2, forward, adjoint, centred, P)
+        if self.single_precision:
+            ctx.Xa32, ctx.Sd32 = Xa.astype(np.float32), Sd.astype(np.float32)
 
         # -- start: v_k = w_k at the analytic centre of cone k (F u = 0) ---------------------
         gates = np.asarray(op.gated.gates, dtype=float)  # (p, P)
@@ -511,10 +512,6 @@ class ConeBarrier(Solver):
         D[:, :p, :p] += ((lam / ga).T @ ctx.Z2).reshape(m, p, p)
         solve = self._factor(D, ctx, B, p, single=single)
         gradf = adjoint(theta)
-        # dual residual of the u rows: grad f - G^T lam - zbar (t rows: alpha - z0)
-        lam_full = np.zeros((n, B))
-        lam_full[:, a_idx] = lam
-        GTlam = (Xa.T @ (EdB * lam_full)).T
 
         def direction(target, corr_g, corr_s):
             # complementarity rows, scaled: W dx + W^{-1} dz = lt \ (target e - lt o lt - corr_s)
@@ -600,10 +597,10 @@ class ConeBarrier(Solver):
             ev, Q = np.linalg.eigh(A)
             Lk = Q * np.sqrt(np.maximum(ev, 0.0))[:, None, :]
         # the one O(n^2 P d) product, in float32 when asked (then refined once below)
-        dtype = np.float32 if single else np.float64
+        X_, S_ = (ctx.Xa32, ctx.Sd32) if single else (Xa, Sd)
         # X_a [L_1 .. L_P] in one product, already in the (n, P p) layout of T
-        T = Xa.astype(dtype) @ Lk.astype(dtype).transpose(1, 0, 2).reshape(p, -1)
-        T.reshape(Xa.shape[0], P, p)[...] *= Sd.astype(dtype)[:, :, None]
+        T = X_ @ Lk.astype(X_.dtype).transpose(1, 0, 2).reshape(p, -1)
+        T.reshape(Xa.shape[0], P, p)[...] *= S_[:, :, None]
         K = (T @ T.T).astype(np.float64)
         del T
         # N = I + R^T K R with R = C^T W^{1/2}:  R^T K R = W^{1/2} C K C^T W^{1/2}

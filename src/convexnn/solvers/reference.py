@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..certificates import DualPoint, dual_point_from_outputs, dual_value
+from ..certificates import dual_point_from_outputs, dual_value
 from ..losses import LogisticLoss, SoftmaxCrossEntropy, SquaredLoss
 from ..penalties import ColumnGroupL2, NuclearNorm
 from ..programs import ConvexProgram
