@@ -91,7 +91,7 @@ def run_convex(args, X_train, y_train, X_test, y_test) -> dict:
     clf = ConvexMLPClassifier(
         args.activation, alpha=args.alpha, n_patterns=args.n_patterns,
         solver=FISTA(check_every=args.check_every), tol=args.tol, max_iter=args.max_iter,
-        random_state=0, verbose=args.verbose,
+        random_state=0, verbose=args.verbose, device=args.device, dtype=args.dtype,
     )
     load0 = os.getloadavg()
     t0 = time.perf_counter()
@@ -120,6 +120,7 @@ def run_convex(args, X_train, y_train, X_test, y_test) -> dict:
             "sampler": "data", "solver": f"FISTA(check_every={args.check_every})", "tol": args.tol,
             "max_iter": args.max_iter, "time_budget_s": args.time_budget,
             "max_time_s": float(clf.max_time), "random_state": 0,
+            "device": args.device, "dtype": args.dtype,
         },
         "fit_time_s": fit_time, "predict_time_s": pred_time,
         "test_accuracy": test_acc, "train_accuracy": train_acc,
@@ -180,7 +181,10 @@ def markdown(res: dict) -> str:
     cert = c["certificate"]
     lines.append(
         f"| ConvexMLPClassifier gated ReLU, alpha={c['settings']['alpha']:g}, "
-        f"n_patterns={c['settings']['n_patterns']} | {c['settings']['preprocessing']} | "
+        f"n_patterns={c['settings']['n_patterns']}"
+        + (f", device={c['settings']['device']!r}, dtype={c['settings']['dtype']!r}"
+           if c["settings"].get("device") else "")
+        + f" | {c['settings']['preprocessing']} | "
         f"{c['fit_time_s']:.0f} | {c['test_accuracy']:.4f} | {c['train_accuracy']:.4f} | "
         f"{c['n_neurons']} | {c['n_iter']} ({c['stopped_by']}) | {cert['relative_gap']:.3g} "
         f"(gap {cert['gap']:.3g}, primal {cert['primal']:.4g}, scope {cert['scope']}) | "
@@ -221,6 +225,11 @@ def main(argv=None) -> int:
                     help="seconds for preprocessing + fit (default 840 = 14 min); the "
                     "classifier's max_time is what the preprocessing leaves")
     ap.add_argument("--skip-mlp", action="store_true", help="reuse the stored MLP result")
+    ap.add_argument("--device", default=None,
+                    help="estimator device: none (numpy), 'cpu' or 'cuda' (PyTorch)")
+    ap.add_argument("--dtype", default=None,
+                    help="products' dtype on the device (float32 halves the matmul time; "
+                    "the certificate stays float64)")
     ap.add_argument("--verbose", type=int, default=0)
     ap.add_argument("--out", default=None, help="output stem under benchmarks/results/")
     args = ap.parse_args(argv)

@@ -190,7 +190,11 @@ class GatedOperator:
         out = np.empty((self.n_samples, c))
         for s in self._chunks(P * c + p):
             H = (self.data.rows(s) @ W).reshape(-1, P, c)
-            out[s] = np.einsum("npc,np->nc", H, self.masks[s])  # 0/1 factors: exact
+            # 0/1 factors: exact. With several outputs numpy's einsum is ~4x faster on a
+            # float copy of the chunk's masks than on the booleans (the copy is n x P,
+            # 1/c of H); with one output it is the other way round
+            M = self.masks[s] if c == 1 else self.masks[s].astype(H.dtype)
+            out[s] = np.einsum("npc,np->nc", H, M)
             del H  # one chunk's temporary alive at a time
         return out
 
@@ -199,10 +203,17 @@ class GatedOperator:
         n, c = Theta.shape
         P = self.n_patterns
         G = np.zeros((self.n_inputs, P * c))
+        buf = None  # the (rows, P, c) products D_k Theta of one chunk, reused
         for s in self._chunks(P * c + self.n_inputs):
-            T = (self.masks[s][:, :, None] * Theta[s][:, None, :]).reshape(-1, P * c)
+            M, rows = self.masks[s], s.stop - s.start
+            if c == 1:
+                T = M * Theta[s]
+            else:  # float masks and one reused buffer: ~2x faster than bool * float
+                if buf is None or buf.shape[0] < rows:
+                    buf = np.empty((rows, P, c))
+                T = np.multiply(M.astype(float)[:, :, None], Theta[s][:, None, :], out=buf[:rows])
+                T = T.reshape(rows, P * c)
             G += self.data.rows(s).T @ T
-            del T
         return G.reshape(self.n_inputs, P, c).transpose(1, 0, 2)
 
     def weighted_gram(self, c: np.ndarray, single: bool = False) -> np.ndarray:
