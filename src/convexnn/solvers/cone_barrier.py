@@ -99,7 +99,7 @@ class _Context:
     Xa: np.ndarray
     Sd: np.ndarray
     EdB: np.ndarray
-    Z2: np.ndarray
+    Z2: "_RowProducts"
     forward: object
     adjoint: object
     centred: object
@@ -127,6 +127,28 @@ class _Column:
     projector: object = None  # warm cone projector for the exact dual norms
     exact: bool = False  # float64 steps from now on (a float32 step failed to move)
     done: bool = False
+
+
+class _RowProducts:
+    r"""The rows of :math:`X_a \otimes X_a`, upper triangle only: for weights
+    :math:`c_{ij}`, every block curvature :math:`X_a^\top \operatorname{diag}(c_{:j})
+    X_a` is one product :math:`c^\top Z` (half the work of the full ``p x p`` rows,
+    unpacked by index)."""
+
+    def __init__(self, Xa: np.ndarray):
+        n, p = Xa.shape
+        rows, cols = np.triu_indices(p)
+        self.Z = Xa[:, rows] * Xa[:, cols]  # (n, p (p + 1) / 2)
+        index = np.empty((p, p), dtype=np.intp)
+        index[rows, cols] = np.arange(rows.size)
+        index[cols, rows] = np.arange(rows.size)
+        self.index = index
+        self.p = p
+
+    def grams(self, c: np.ndarray) -> np.ndarray:
+        """:math:`X_a^\top \operatorname{diag}(c_{:j}) X_a` for every column ``j`` of
+        ``c`` (shape ``(n, m)``), shape ``(m, p, p)``."""
+        return (c.T @ self.Z)[:, self.index]
 
 
 def _bmv(A: np.ndarray, x: np.ndarray) -> np.ndarray:
@@ -316,10 +338,13 @@ class ConeBarrier(Solver):
         Ed = 2.0 * np.asarray(op.masks, dtype=float) - 1.0  # (n, P) signs of E_k
         EdB = np.concatenate([Ed, Ed], axis=1)  # (n, B): both blocks of a pattern share E_k
         # rows of X_a (x) X_a: X_a^T diag(d) X_a for every block is one product d^T Z2
-        Z2 = (Xa[:, :, None] * Xa[:, None, :]).reshape(n, p * p)
+        Z2 = _RowProducts(Xa)
 
-        def forward(U):
-            """``(F u, G u)`` for blocks ``U`` of shape ``(B, p)``."""
+        def forward(U, cone: bool = True):
+            """``(F u, G u)`` for blocks ``U`` of shape ``(B, p)`` (``G u`` is None
+            unless ``cone``: the solves and the objective need ``F u`` only)."""
+            if not cone:
+                return np.einsum("nk,nk->n", Sd, Xa @ (U[:P] - U[P:]).T), None
             H = Xa @ U.T  # (n, B)
             z = np.einsum("nk,nk->n", Sd, H[:, :P] - H[:, P:])
             return z, H * EdB
@@ -509,7 +534,7 @@ class ConeBarrier(Solver):
         # blocks in (u, t) order for the linear algebra
         perm = np.r_[1:q, 0]
         D = W2[:, perm][:, :, perm]
-        D[:, :p, :p] += ((lam / ga).T @ ctx.Z2).reshape(m, p, p)
+        D[:, :p, :p] += ctx.Z2.grams(lam / ga)
         solve = self._factor(D, ctx, B, p, single=single)
         gradf = adjoint(theta)
 
@@ -536,8 +561,11 @@ class ConeBarrier(Solver):
             return dU, dt, dx, dga, dlam, dz
 
         def ratio(v, dv) -> float:
+            # the largest step keeping v + a dv > 0 (masked reductions: boolean indexing
+            # of these n x 2P arrays cost more than the step's products)
             neg = dv < 0
-            return float(np.min(-v[neg] / dv[neg])) if neg.any() else np.inf
+            with np.errstate(divide="ignore", invalid="ignore"):
+                return float(np.min(np.divide(-v, dv, where=neg, out=np.full(v.shape, np.inf))))
 
         def max_step(dU, dt, dx, dga, dlam, dz) -> float:
             return min(ratio(ga, dga), ratio(lam, dlam), _soc_step(x, dx), _soc_step(zs, dz))
@@ -618,7 +646,7 @@ class ConeBarrier(Solver):
 
         def woodbury(RU, Rt):
             aU, at = apply_dinv(RU, Rt)
-            q, _ = forward(aU)
+            q, _ = forward(aU, cone=False)
             x = cho_solve(factor, sw * centred(q), check_finite=False)
             v = sw * x
             v = v - w * v.sum()  # R x = C^T W^{1/2} x
@@ -629,7 +657,7 @@ class ConeBarrier(Solver):
             """:math:`(D + \\mathcal F^\\top M \\mathcal F)` times ``(dU, dt)`` exactly."""
             out = np.zeros((B, p + 1))
             out[a_idx] = _bmv(D, np.concatenate([dU[a_idx], dt[a_idx, None]], axis=1))
-            out[:, :p] += adjoint(w * centred(forward(dU)[0]))
+            out[:, :p] += adjoint(w * centred(forward(dU, cone=False)[0]))
             return out[:, :p], out[:, p]
 
         def solve(RU, Rt):
@@ -660,7 +688,7 @@ class ConeBarrier(Solver):
             g = (Xa @ U.T) * E  # (n, m) > 0
             inv = 1.0 / g
             grad = U - ((Xa.T @ (E * inv)).T)
-            H = ((inv * inv).T @ Z2).reshape(m, p, p) + eye
+            H = Z2.grams(inv * inv) + eye
             step = -np.linalg.solve(H, grad[:, :, None])[:, :, 0]
             dec = np.einsum("mp,mp->m", -grad, step)
             if dec.max(initial=0.0) < 1e-3:  # centred enough to start a path from
@@ -719,7 +747,7 @@ class ConeBarrier(Solver):
         for rel in (np.inf, 1e-2, 1e-3, 1e-4, 1e-5, 1e-6):  # sparsest first
             keep = norms > rel * top if np.isfinite(rel) else np.zeros(norms.size, bool)
             Up = np.where(keep[:, None], U, 0.0)
-            rc = centred(forward(Up)[0] - y)
+            rc = centred(forward(Up, cone=False)[0] - y)
             primal = 0.5 * float(w @ rc**2) + alpha * float(norms[keep].sum())
             if primal - col.dual <= tol * abs(primal) and primal <= col.primal + 0.1 * max(gap, 0.0):
                 col.primal, col.best_U = primal, Up
@@ -732,7 +760,7 @@ class ConeBarrier(Solver):
         for col in cols:
             U = col.best_U if col.best_U is not None else col.U
             coef[:, :, col.j] = U
-            z, _ = forward(U)
+            z, _ = forward(U, cone=False)
             b[col.j] = float(w @ (Y[:, col.j] - z))
         return coef, b
 
