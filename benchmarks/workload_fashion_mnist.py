@@ -87,7 +87,9 @@ def run_convex(args, X_train, y_train, X_test, y_test) -> dict:
 
     steps = [("scale", StandardScaler())]
     if args.pca:
-        steps += [("pca", PCA(args.pca, random_state=0)), ("whiten", StandardScaler())]
+        steps.append(("pca", PCA(args.pca, random_state=0)))
+        if args.whiten:
+            steps.append(("whiten", StandardScaler()))
     clf = ConvexMLPClassifier(
         args.activation, alpha=args.alpha, n_patterns=args.n_patterns,
         solver=FISTA(check_every=args.check_every), tol=args.tol, max_iter=args.max_iter,
@@ -114,8 +116,8 @@ def run_convex(args, X_train, y_train, X_test, y_test) -> dict:
     return {
         "model": "ConvexMLPClassifier",
         "settings": {
-            "preprocessing": "StandardScaler -> PCA(%d) -> StandardScaler" % args.pca if args.pca
-            else "StandardScaler",
+            "preprocessing": " -> ".join(type(step).__name__ + (f"({step.n_components})" if name == "pca" else "")
+                                         for name, step in steps if name != "clf"),
             "activation": args.activation, "alpha": args.alpha, "n_patterns": args.n_patterns,
             "sampler": "data", "solver": f"FISTA(check_every={args.check_every})", "tol": args.tol,
             "max_iter": args.max_iter, "time_budget_s": args.time_budget,
@@ -215,6 +217,8 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--subset", type=int, default=None, help="use this many training rows (seeded)")
     ap.add_argument("--pca", type=int, default=100, help="PCA components (0: none)")
+    ap.add_argument("--whiten", action=argparse.BooleanOptionalAction, default=True,
+                    help="standardize the PCA components (--no-whiten keeps their variances)")
     ap.add_argument("--activation", default="gated_relu")
     ap.add_argument("--alpha", type=float, default=1e-3)
     ap.add_argument("--n-patterns", type=int, default=300)

@@ -146,7 +146,7 @@ class _RowProducts:
         self.p = p
 
     def grams(self, c: np.ndarray) -> np.ndarray:
-        """:math:`X_a^\top \operatorname{diag}(c_{:j}) X_a` for every column ``j`` of
+        r""":math:`X_a^\top \operatorname{diag}(c_{:j}) X_a` for every column ``j`` of
         ``c`` (shape ``(n, m)``), shape ``(m, p, p)``."""
         return (c.T @ self.Z)[:, self.index]
 
