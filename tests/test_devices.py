@@ -67,9 +67,11 @@ def test_dtype_is_checked():
 
 # -- the operator ------------------------------------------------------------------
 @pytest.mark.parametrize("c", [1, 3])
-def test_float64_products_equal_numpy(c):
+# 40 patterns > d + 1 = 7, and 4 < 7: the two product orders of several outputs
+@pytest.mark.parametrize("P", [40, 4])
+def test_float64_products_equal_numpy(c, P):
     X, _ = _data(700)
-    G = _gates(X)
+    G = _gates(X, P)
     host, dev = GatedOperator(X, G), TorchGatedOperator(X, G, "cpu", "float64")
     np.testing.assert_array_equal(dev.masks, host.masks)  # the same patterns
     rng = np.random.default_rng(1)

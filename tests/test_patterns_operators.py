@@ -188,8 +188,10 @@ def _naive_gated_matvec(X, gates, V):
 
 @pytest.mark.parametrize("c", [1, 3])
 @pytest.mark.parametrize("seed", range(3))
-def test_gated_matvec_and_rmatvec_match_loops(c, seed):
-    X, gates, op, _ = _ops(seed=seed)
+# (d, P): d + 1 < P and d + 1 >= P take different product orders when c > 1
+@pytest.mark.parametrize("d, P", [(3, 6), (8, 4)])
+def test_gated_matvec_and_rmatvec_match_loops(c, seed, d, P):
+    X, gates, op, _ = _ops(d=d, P=P, seed=seed)
     rng = np.random.default_rng(seed)
     V = rng.normal(size=(op.n_patterns, op.n_inputs, c))
     np.testing.assert_allclose(op.matvec(V), _naive_gated_matvec(X, gates, V), rtol=1e-12, atol=1e-12)

@@ -208,8 +208,15 @@ class TorchGatedOperator(GatedOperator):
         torch = _torch()
         dtype, (Xa, M) = self._tensors()
         P, p, c = V.shape
-        W = self._to_device(V.transpose(1, 0, 2).reshape(p, P * c), dtype)
         out = torch.empty((self.n_samples, c), dtype=dtype, device=self.device)
+        if c > 1 and p < P:  # masks first: see GatedOperator.matvec
+            V2 = self._to_device(V.reshape(P, p * c), dtype)
+            for s in _row_chunks(self.n_samples, P + p * c, self._chunk_elements):
+                H = (M[s] @ V2).view(-1, p, c)
+                out[s] = (H * Xa[s].unsqueeze(2)).sum(dim=1)
+                del H
+            return self._to_host(out)
+        W = self._to_device(V.transpose(1, 0, 2).reshape(p, P * c), dtype)
         for s in _row_chunks(self.n_samples, P * c, self._chunk_elements):
             H = (Xa[s] @ W).view(-1, P, c)
             out[s] = (H * M[s].unsqueeze(2)).sum(dim=1)
@@ -223,6 +230,14 @@ class TorchGatedOperator(GatedOperator):
         n, c = Theta.shape
         P = self.n_patterns
         T_all = self._to_device(Theta, dtype)
+        p = self.n_inputs
+        if c > 1 and p < P:  # [theta_j X_a]^T [d_1 .. d_P]: see GatedOperator.rmatvec
+            G = torch.zeros((p * c, P), dtype=dtype, device=self.device)
+            for s in _row_chunks(self.n_samples, P + p * c, self._chunk_elements):
+                A = (Xa[s].unsqueeze(2) * T_all[s].unsqueeze(1)).reshape(-1, p * c)
+                G += A.T @ M[s]
+                del A
+            return self._to_host(G).reshape(p, c, P).transpose(2, 0, 1)
         G = torch.zeros((self.n_inputs, P * c), dtype=dtype, device=self.device)
         for s in _row_chunks(self.n_samples, P * c, self._chunk_elements):
             T = (M[s].unsqueeze(2) * T_all[s].unsqueeze(1)).reshape(-1, P * c)
