@@ -150,3 +150,18 @@ def test_ctrl_c_snapshot_is_a_feasible_point():
     assert snap is not None and snap.iteration > 0
     assert program.cone_violation(snap.coef) <= 1e-12
     assert program.objective(snap.coef, snap.intercept) == pytest.approx(snap.objective, rel=1e-10)
+
+
+def test_row_products_give_every_block_curvature():
+    """``_RowProducts.grams`` (upper triangle of X_a (x) X_a, unpacked) is
+    X_a^T diag(c_j) X_a for every column j, symmetric, to rounding."""
+    from convexnn.solvers.cone_barrier import _RowProducts
+
+    rng = np.random.default_rng(3)
+    Xa = rng.standard_normal((40, 5))
+    c = rng.random((40, 7))
+    expected = np.einsum("ni,nj,nm->mij", Xa, Xa, c)
+    got = _RowProducts(Xa).grams(c)
+    assert got.shape == (7, 5, 5)
+    np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-12)
+    np.testing.assert_array_equal(got, got.transpose(0, 2, 1))
