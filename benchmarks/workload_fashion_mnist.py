@@ -16,7 +16,8 @@ Peer: ``MLPClassifier(random_state=0)`` (all defaults) on standardized pixels.
 
 Usage::
 
-    OMP_NUM_THREADS=2 OPENBLAS_NUM_THREADS=2 .venv/bin/python benchmarks/workload_fashion_mnist.py
+    OMP_NUM_THREADS=2 OPENBLAS_NUM_THREADS=2 .venv/bin/python benchmarks/workload_fashion_mnist.py \
+        --device cpu --dtype float32   # the README's run (float32 products need torch)
     .venv/bin/python benchmarks/workload_fashion_mnist.py --subset 10000 --time-budget 120 --skip-mlp
 
 Writes ``benchmarks/results/workload_fashion_mnist.{json,md}`` (``--out`` to change the
@@ -220,8 +221,8 @@ def main(argv=None) -> int:
     ap.add_argument("--whiten", action=argparse.BooleanOptionalAction, default=True,
                     help="standardize the PCA components (--no-whiten keeps their variances)")
     ap.add_argument("--activation", default="gated_relu")
-    ap.add_argument("--alpha", type=float, default=1e-3)
-    ap.add_argument("--n-patterns", type=int, default=300)
+    ap.add_argument("--alpha", type=float, default=2e-3)
+    ap.add_argument("--n-patterns", type=int, default=600)
     ap.add_argument("--tol", type=float, default=1e-3)
     ap.add_argument("--max-iter", type=int, default=5000)
     ap.add_argument("--check-every", type=int, default=10)
