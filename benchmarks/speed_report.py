@@ -179,6 +179,20 @@ def main() -> None:
                 md.append(f"| {mode} | {r['peak_GiB']:.2f} | {'yes ✓' if r['fits_4GB'] else 'NO ✗'} | {r['seconds']:.1f} |")
     else:
         md += ["not run" if mem is None else "error: see JSON"]
+    stream = next(iter(recs.get("memory_stream", {}).values()), None)
+    if stream and "error" not in stream:
+        sh = stream["shape"]
+        md += ["", f"Streaming from a memory-mapped `.npy` (`speed_memory.py`, n = {sh['n_samples']}, "
+               f"d = {sh['n_features']}, P = {sh['n_patterns']}; X is {stream['X_bytes'] / 1024**3:.2f} GiB): "
+               "anonymous memory excludes the map's page cache.", "",
+               "| run | peak RSS (GiB) | anonymous peak (GiB) | fit's traced numpy peak (GiB) | seconds |",
+               "|---|---|---|---|---|"]
+        for mode, r in stream["runs"].items():
+            if "error" in r:
+                md.append(f"| {mode} | error (rc {r.get('returncode')}) | | | |")
+            else:
+                md.append(f"| {mode} | {r['peak_GiB']:.2f} | {r['anon_peak_GiB']:.2f} | "
+                          f"{r['fit_traced_peak_GiB']:.2f} | {r['seconds']:.1f} |")
     md.append("")
     (B.RESULTS / f"{stem}.md").write_text("\n".join(md))
     print("\n".join(md))
