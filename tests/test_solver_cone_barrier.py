@@ -57,6 +57,17 @@ def test_cone_barrier_matches_cvxpy_oracle(family, seed):
     assert sol.n_iter <= 150
 
 
+@pytest.mark.parametrize(("family", "seed"), [("reg1", 2), ("reg2", 3), ("reg1", 5)])
+def test_centrality_correctors_reach_the_same_optimum(family, seed):
+    """Gondzio correctors only change the path: the same certified optimum (cvxpy).
+    (They are a heuristic: on these small programs they save steps or cost a couple.)"""
+    program = make_program(family, "relu", seed)
+    p_star, _ = reference_optimum(program)
+    corrected = ConeBarrier(correctors=2).solve(program, tol=TOL, max_iter=500)
+    _check(program, corrected, p_star)
+    assert corrected.n_iter <= 150
+
+
 @pytest.mark.parametrize("activation", ["leaky_relu", "abs"])
 def test_other_cone_activations(activation):
     program = make_program("reg1", activation, 1, negative_slope=0.1)

@@ -265,6 +265,14 @@ class ConeBarrier(Solver):
         float32, and refine each solve once with the exact float64 products, while the
         gap is above ``100 * tol``; float64 after that. Only the steps are affected,
         never the iterates' feasibility or the certificate.
+    correctors : int, default=0
+        Gondzio centrality correctors per step, on the pairs ``(lam_i, g_i)`` of the
+        polyhedral cone constraints (each one more solve with the step's factorization,
+        kept only while it lengthens the step by at least 0.02). Measured: one corrector
+        takes the issue-3 goal-2 program from 29 to 25 steps and a 1500 x 20 regression
+        from 36 to 32, at the same wall time (a corrector costs about what the saved
+        steps did; on small programs they can also cost a step or two), so they are
+        off by default.
 
     Notes
     -----
@@ -281,7 +289,8 @@ class ConeBarrier(Solver):
     handles_cone = True
 
     def __init__(self, max_samples: int = 2000, refine_from: float = 30.0, step_fraction: float = 0.99,
-                 single_precision: bool = True):
+                 single_precision: bool = True, correctors: int = 0):
+        self.correctors = int(correctors)
         self.single_precision = single_precision
         self.max_samples = max_samples
         self.refine_from = refine_from
@@ -561,11 +570,11 @@ class ConeBarrier(Solver):
             return dU, dt, dx, dga, dlam, dz
 
         def ratio(v, dv) -> float:
-            # the largest step keeping v + a dv > 0 (masked reductions: boolean indexing
-            # of these n x 2P arrays cost more than the step's products)
-            neg = dv < 0
-            with np.errstate(divide="ignore", invalid="ignore"):
-                return float(np.min(np.divide(-v, dv, where=neg, out=np.full(v.shape, np.inf))))
+            # the largest step keeping v + a dv > 0, v > 0: 1 / max(-dv / v) (one
+            # division and one reduction; masks and boolean indexing of these n x 2P
+            # arrays cost more than the step's products)
+            worst = float(np.min(dv / v))
+            return -1.0 / worst if worst < 0 else np.inf
 
         def max_step(dU, dt, dx, dga, dlam, dz) -> float:
             return min(ratio(ga, dga), ratio(lam, dlam), _soc_step(x, dx), _soc_step(zs, dz))
@@ -577,8 +586,27 @@ class ConeBarrier(Solver):
             np.einsum("mq,mq->", x + a_aff * dx, zs + a_aff * dz))
         sigma = min(1.0, (comp_aff / max(comp, 1e-300)) ** 3)
         corr_s = _jprod(_bmv(Winv, dz), _bmv(W, dx))
-        dU, dt, dx, dga, dlam, dz = direction(sigma * mu, dlam * dga, corr_s)
-        step = min(1.0, self.step_fraction * max_step(dU, dt, dx, dga, dlam, dz))
+        corr_g = dlam * dga
+        best = direction(sigma * mu, corr_g, corr_s)
+        a_best = max_step(*best)
+        # Gondzio's centrality correctors on the polyhedral pairs (lam_i, g_i), which
+        # limit most steps: aim at a longer step, push the products lam_i g_i of that
+        # trial point back into [0.1, 10] sigma mu, and keep the corrected direction
+        # while it lengthens the step (one more solve each, same factorization)
+        target = sigma * mu
+        for _ in range(self.correctors):
+            trial = min(1.0, a_best + 0.2)
+            _, _, _, dga_c, dlam_c, _ = best
+            v = (lam + trial * dlam_c) * (ga + trial * dga_c)
+            push = np.clip(v, 0.1 * target, 10.0 * target) - v
+            np.maximum(push, -10.0 * target, out=push)  # large products: cap the cut
+            cand = direction(target, corr_g - push, corr_s)
+            a_c = max_step(*cand)
+            if a_c < a_best + 0.02:  # under a tenth of the aspiration: stop
+                break
+            best, a_best, corr_g = cand, a_c, corr_g - push
+        dU, dt, dx, dga, dlam, dz = best
+        step = min(1.0, self.step_fraction * a_best)
         # the boundary roots lose digits in cancellation: check the new point itself
         for _ in range(60):
             xn, zn = x + step * dx, zs + step * dz
