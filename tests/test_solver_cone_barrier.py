@@ -108,8 +108,11 @@ def test_refuses_programs_it_does_not_solve():
     with pytest.raises(ValueError, match="squared loss"):
         ConeBarrier().solve(make_program("binary", "relu", 0), tol=1e-6, max_iter=10)
     relu = make_program("reg1", "relu", 0)
-    with pytest.raises(ValueError, match="max_samples"):
+    with pytest.raises(ValueError, match=r"max_samples.*use solver='fista' or 'admm'"):
         ConeBarrier(max_samples=5).solve(relu, tol=1e-6, max_iter=10)
+    for bad in (-1, 1.5, "2"):
+        with pytest.raises(ValueError, match="correctors must be a non-negative integer"):
+            ConeBarrier(correctors=bad).solve(relu, tol=1e-6, max_iter=10)
     with pytest.raises(ValueError, match="step_fraction"):
         ConeBarrier(step_fraction=1.5).solve(relu, tol=1e-6, max_iter=10)
     # 'barrier' is the interior-point method of whichever program it is given

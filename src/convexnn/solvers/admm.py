@@ -352,9 +352,6 @@ class ADMM(Solver):
 
     def check(self, program: ConvexProgram) -> None:
         super().check(program)
-        reason = self.supports(program)
-        if reason is not None:
-            raise ValueError(f"solver {self.name!r} cannot solve this program: {reason}; use solver='fista'.")
         if self.linear_solver not in ("auto", "direct", "pcg"):
             raise ValueError(
                 f"linear_solver must be 'auto', 'direct' or 'pcg', got {self.linear_solver!r}."

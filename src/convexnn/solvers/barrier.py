@@ -186,12 +186,6 @@ class DualBarrier(Solver):
             )
         return None
 
-    def check(self, program: ConvexProgram) -> None:
-        super().check(program)
-        reason = self.supports(program)
-        if reason is not None:
-            raise ValueError(f"solver {self.name!r} cannot solve this program: {reason}; use solver='fista'.")
-
     # -- the solve -----------------------------------------------------------------------
     def solve(self, program, *, tol, max_iter, init=None, verbose=0):
         self.check(program)

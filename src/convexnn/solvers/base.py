@@ -109,9 +109,17 @@ class Solver(ABC):
     handles_gated: bool = True
     #: handles the cone-constrained (ReLU) program
     handles_cone: bool = False
+    #: what the error of :meth:`check` suggests when :meth:`supports` refuses a program
+    alternatives: str = "solver='fista'"
+
+    def supports(self, program: ConvexProgram) -> str | None:
+        """``None`` if this solver handles ``program`` (beyond :attr:`handles_gated` /
+        :attr:`handles_cone`), else the reason it does not. Every program, here."""
+        return None
 
     def check(self, program: ConvexProgram) -> None:
-        """Raise ``ValueError`` before any work if this solver can't handle ``program``."""
+        """Raise ``ValueError`` before any work if this solver can't handle ``program``
+        (its kind, then :meth:`supports`); subclasses add their parameters' checks."""
         if program.has_cone and not self.handles_cone:
             raise ValueError(
                 f"solver {self.name!r} does not handle the cone-constrained ReLU program; "
@@ -122,6 +130,11 @@ class Solver(ABC):
             raise ValueError(
                 f"solver {self.name!r} handles the ReLU program only; use solver='fista', "
                 "'cvxpy' or 'auto' for activation='gated_relu'."
+            )
+        reason = self.supports(program)
+        if reason is not None:
+            raise ValueError(
+                f"solver {self.name!r} cannot solve this program: {reason}; use {self.alternatives}."
             )
 
     @abstractmethod

@@ -143,7 +143,6 @@ class _RowProducts:
         index[rows, cols] = np.arange(rows.size)
         index[cols, rows] = np.arange(rows.size)
         self.index = index
-        self.p = p
 
     def grams(self, c: np.ndarray) -> np.ndarray:
         r""":math:`X_a^\top \operatorname{diag}(c_{:j}) X_a` for every column ``j`` of
@@ -287,10 +286,11 @@ class ConeBarrier(Solver):
     name = "cone_barrier"
     handles_gated = False
     handles_cone = True
+    alternatives = "solver='fista' or 'admm'"
 
     def __init__(self, max_samples: int = 2000, refine_from: float = 30.0, step_fraction: float = 0.99,
                  single_precision: bool = True, correctors: int = 0):
-        self.correctors = int(correctors)
+        self.correctors = correctors
         self.single_precision = single_precision
         self.max_samples = max_samples
         self.refine_from = refine_from
@@ -316,13 +316,10 @@ class ConeBarrier(Solver):
 
     def check(self, program: ConvexProgram) -> None:
         super().check(program)
-        reason = self.supports(program)
-        if reason is not None:
-            raise ValueError(
-                f"solver {self.name!r} cannot solve this program: {reason}; use solver='fista' or 'admm'."
-            )
         if not 0.0 < self.step_fraction < 1.0:
             raise ValueError(f"step_fraction must be in (0, 1), got {self.step_fraction!r}.")
+        if not (isinstance(self.correctors, (int, np.integer)) and self.correctors >= 0):
+            raise ValueError(f"correctors must be a non-negative integer, got {self.correctors!r}.")
 
     # -- the solve ---------------------------------------------------------------------
     def solve(self, program, *, tol, max_iter, init=None, verbose=0):
@@ -586,14 +583,14 @@ class ConeBarrier(Solver):
             np.einsum("mq,mq->", x + a_aff * dx, zs + a_aff * dz))
         sigma = min(1.0, (comp_aff / max(comp, 1e-300)) ** 3)
         corr_s = _jprod(_bmv(Winv, dz), _bmv(W, dx))
+        target = sigma * mu
         corr_g = dlam * dga
-        best = direction(sigma * mu, corr_g, corr_s)
+        best = direction(target, corr_g, corr_s)
         a_best = max_step(*best)
         # Gondzio's centrality correctors on the polyhedral pairs (lam_i, g_i), which
         # limit most steps: aim at a longer step, push the products lam_i g_i of that
         # trial point back into [0.1, 10] sigma mu, and keep the corrected direction
         # while it lengthens the step (one more solve each, same factorization)
-        target = sigma * mu
         for _ in range(self.correctors):
             trial = min(1.0, a_best + 0.2)
             _, _, _, dga_c, dlam_c, _ = best
@@ -709,7 +706,6 @@ class ConeBarrier(Solver):
         point is interior but next to the boundary, where barrier steps are tiny.
         """
         n, p = Xa.shape
-        m = U.shape[0]
         U = U * np.sqrt(n)
         eye = np.eye(p)
         for _ in range(iterations):
