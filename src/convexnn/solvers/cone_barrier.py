@@ -267,11 +267,11 @@ class ConeBarrier(Solver):
     correctors : int, default=0
         Gondzio centrality correctors per step, on the pairs ``(lam_i, g_i)`` of the
         polyhedral cone constraints (each one more solve with the step's factorization,
-        kept only while it lengthens the step by at least 0.02). Measured: one corrector
-        takes the issue-3 goal-2 program from 29 to 25 steps and a 1500 x 20 regression
-        from 36 to 32, at the same wall time (a corrector costs about what the saved
-        steps did; on small programs they can also cost a step or two), so they are
-        off by default.
+        kept only while it lengthens the step by at least 0.02). Measured in development
+        (2026-12-02, one thread): one corrector takes the issue-3 goal-2 program from 29
+        to 25 steps and a 1500 x 20 regression from 36 to 32, at the same wall time (a
+        corrector costs about what the saved steps did; on small programs they can also
+        cost a step or two), so they are off by default.
 
     Notes
     -----
