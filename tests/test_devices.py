@@ -120,8 +120,13 @@ def test_cpu_float64_fit_is_the_numpy_fit(activation):
     kw = dict(solver="fista", tol=1e-5, n_patterns=30, random_state=0, max_iter=3000)
     ref = ConvexMLPRegressor(activation, **kw).fit(X, y)
     dev = ConvexMLPRegressor(activation, device="cpu", dtype="float64", **kw).fit(X, y)
-    # torch sums in another order: the same trajectory up to rounding
-    assert abs(dev.n_iter_ - ref.n_iter_) <= 0.05 * ref.n_iter_
+    # torch sums in another order: the same trajectory up to rounding. Compare the
+    # iterates' objectives over the first 200 iterations (they agree to ~1e-12 there);
+    # later, rounding flips a restart decision now and then, and the iteration counts
+    # then differ by ~10 % on some CPUs (920 vs 1030 for the ReLU fit on one of them)
+    a, b = np.asarray(ref.loss_curve_), np.asarray(dev.loss_curve_)
+    assert a.size >= 200 and b.size >= 200
+    np.testing.assert_allclose(b[:200], a[:200], rtol=1e-10)
     c, r = dev.certificate_, ref.certificate_
     assert c.converged and r.converged
     assert abs(c.primal - r.primal) <= max(c.gap, r.gap)

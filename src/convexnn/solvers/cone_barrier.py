@@ -60,7 +60,8 @@ network; the returned one is the best seen. The dual point is the loss gradient
 :math:`\theta = W C r` with the multiplier iterate :math:`\lambda`, scaled onto the dual
 feasible set (for each column on its own, as the constraints separate); once that gap is
 within ``refine_from * tol``, the exact cone dual norms of the same :math:`\theta` (cone
-projections, :func:`~convexnn.certificates.cone_dual_norms`) are tried too. The solver
+projections, :func:`~convexnn.certificates.cone_dual_norms`) are tried too, where the
+multiplier iterate leaves :math:`\theta` infeasible. The solver
 stops on the certified gap, never on an iteration count alone. Interior iterates keep
 every block nonzero (at norms of order :math:`\mu`); the returned network drops the
 blocks below a threshold for which the certified gap still holds (:meth:`ConeBarrier._prune`).
@@ -76,7 +77,7 @@ Measured (``benchmarks/results/speed.md``, goal 2 of issue 3): see the README.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from scipy.linalg import LinAlgError, cho_factor, cho_solve
@@ -107,6 +108,14 @@ class _Context:
     active: np.ndarray | None = None
     Xa32: np.ndarray | None = None  # float32 copies for the float32 products of K
     Sd32: np.ndarray | None = None
+    buffers: dict = field(default_factory=dict)  # work arrays reused by every step
+
+    def buffer(self, dtype, shape) -> np.ndarray:
+        """A work array of ``shape`` and ``dtype``, the same memory on every call."""
+        key = (np.dtype(dtype), tuple(shape))
+        if key not in self.buffers:
+            self.buffers[key] = np.empty(shape, dtype=dtype)
+        return self.buffers[key]
 
 
 @dataclass
@@ -153,6 +162,33 @@ class _RowProducts:
 def _bmv(A: np.ndarray, x: np.ndarray) -> np.ndarray:
     """Batched matrix-vector products ``A[m] @ x[m]`` (matmul: einsum is 5-10x slower here)."""
     return np.matmul(A, x[:, :, None])[:, :, 0]
+
+
+def _lower_inverse(L: np.ndarray) -> np.ndarray:
+    r"""Inverses of a stack of lower-triangular matrices ``L`` (shape ``(m, q, q)``).
+
+    Block recursion :math:`\begin{bmatrix} L_{11} & 0\\ L_{21} & L_{22}\end{bmatrix}^{-1}
+    = \begin{bmatrix} L_{11}^{-1} & 0\\ -L_{22}^{-1} L_{21} L_{11}^{-1} & L_{22}^{-1}
+    \end{bmatrix}`, with both diagonal halves inverted in one stacked call when they
+    have the same size: about ``2 log2 q`` batched products instead of ``m`` LAPACK
+    calls (``np.linalg.inv`` of 1000 blocks of 32 x 32 costs ~20 ms in per-matrix
+    overhead; this ~3 ms).
+    """
+    q = L.shape[-1]
+    if q == 1:
+        return 1.0 / L
+    h = q // 2
+    if q - h == h:  # equal halves: one stacked recursion
+        m = L.shape[0]
+        both = _lower_inverse(np.concatenate([L[:, :h, :h], L[:, h:, h:]], axis=0))
+        A, C = both[:m], both[m:]
+    else:
+        A, C = _lower_inverse(L[:, :h, :h]), _lower_inverse(L[:, h:, h:])
+    out = np.zeros_like(L)
+    out[:, :h, :h] = A
+    out[:, h:, h:] = C
+    out[:, h:, :h] = -np.matmul(C, np.matmul(L[:, h:, :h], A))
+    return out
 
 
 def _soc_det(x: np.ndarray) -> np.ndarray:
@@ -256,7 +292,9 @@ class ConeBarrier(Solver):
         ``n_samples x n_samples`` matrix and an ``n_samples x P (d+1)`` factor.
     refine_from : float, default=30.0
         The exact cone dual norms (cone projections) are computed once the gap of the
-        multiplier iterate is below ``refine_from * tol`` relative.
+        multiplier iterate is below ``refine_from * tol`` relative, and only where the
+        multiplier iterate's own dual norm exceeds ``alpha`` (below it the dual scale is
+        1 either way).
     step_fraction : float, default=0.99
         Fraction of the step to the boundary of the interior that is taken.
     single_precision : bool, default=True
@@ -408,7 +446,10 @@ class ConeBarrier(Solver):
             lam[:, active] = col.lam if col.lam is not None else col.mu / g[:, active]
             # || F_j^T theta - G_j^T lam_j ||, with the multiplier iterate
             worst = float(np.linalg.norm(adjoint(theta) - (Xa.T @ (EdB * lam)).T, axis=1).max(initial=0.0))
-            if refine:  # exact dual norms: the best cone multipliers for this theta
+            # exact dual norms (the best cone multipliers for this theta) can only
+            # help where the multiplier iterate's norm exceeds alpha: below it the
+            # scale is 1 either way, and the projections cost more than a step
+            if refine and worst > alpha:
                 if col.projector is None:
                     col.projector = program.cone_projector()
                 exact = self._exact_worst(program, col.j, theta, c, col.projector)
@@ -537,9 +578,13 @@ class ConeBarrier(Solver):
         W, Winv = _nt_scaling(x, zs)
         lt = _bmv(W, x)  # scaled point W x = W^{-1} z
         W2 = np.matmul(W, W)
-        # blocks in (u, t) order for the linear algebra
-        perm = np.r_[1:q, 0]
-        D = W2[:, perm][:, :, perm]
+        # blocks in (u, t) order for the linear algebra (slices: fancy indexing of
+        # these (m, q, q) stacks costs as much as the scaling itself)
+        D = np.empty_like(W2)
+        D[:, :p, :p] = W2[:, 1:, 1:]
+        D[:, :p, p] = W2[:, 1:, 0]
+        D[:, p, :p] = W2[:, 0, 1:]
+        D[:, p, p] = W2[:, 0, 0]
         D[:, :p, :p] += ctx.Z2.grams(lam / ga)
         solve = self._factor(D, ctx, B, p, single=single)
         gradf = adjoint(theta)
@@ -632,7 +677,7 @@ class ConeBarrier(Solver):
         sc = 1.0 / np.sqrt(np.einsum("bii->bi", D))
         Ds = D * sc[:, :, None] * sc[:, None, :]
         try:
-            Linv = np.linalg.inv(np.linalg.cholesky(Ds)) * sc[:, None, :]  # L^{-1} S
+            Linv = _lower_inverse(np.linalg.cholesky(Ds)) * sc[:, None, :]  # L^{-1} S
         except np.linalg.LinAlgError:
             # a block dominated by a few rows can lose its smallest eigenvalues in
             # rounding: clip them (the step stays a descent direction)
@@ -652,10 +697,12 @@ class ConeBarrier(Solver):
         # the one O(n^2 P d) product, in float32 when asked (then refined once below)
         X_, S_ = (ctx.Xa32, ctx.Sd32) if single else (Xa, Sd)
         # X_a [L_1 .. L_P] in one product, already in the (n, P p) layout of T
-        T = X_ @ Lk.astype(X_.dtype).transpose(1, 0, 2).reshape(p, -1)
+        # (into a buffer kept across steps: a fresh n x P p array each step costs its
+        # page faults, ~10 ms at n = 569, P = 500)
+        T = ctx.buffer(X_.dtype, (Xa.shape[0], P * p))
+        np.matmul(X_, Lk.astype(X_.dtype).transpose(1, 0, 2).reshape(p, -1), out=T)
         T.reshape(Xa.shape[0], P, p)[...] *= S_[:, :, None]
         K = (T @ T.T).astype(np.float64)
-        del T
         # N = I + R^T K R with R = C^T W^{1/2}:  R^T K R = W^{1/2} C K C^T W^{1/2}
         Kw = K @ w
         N = (K - Kw[None, :] - Kw[:, None] + float(w @ Kw)) * np.outer(sw, sw)
