@@ -77,7 +77,7 @@ Measured (``benchmarks/results/speed.md``, goal 2 of issue 3): see the README.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 from scipy.linalg import LinAlgError, cho_factor, cho_solve
@@ -108,14 +108,6 @@ class _Context:
     active: np.ndarray | None = None
     Xa32: np.ndarray | None = None  # float32 copies for the float32 products of K
     Sd32: np.ndarray | None = None
-    buffers: dict = field(default_factory=dict)  # work arrays reused by every step
-
-    def buffer(self, dtype, shape) -> np.ndarray:
-        """A work array of ``shape`` and ``dtype``, the same memory on every call."""
-        key = (np.dtype(dtype), tuple(shape))
-        if key not in self.buffers:
-            self.buffers[key] = np.empty(shape, dtype=dtype)
-        return self.buffers[key]
 
 
 @dataclass
@@ -697,12 +689,10 @@ class ConeBarrier(Solver):
         # the one O(n^2 P d) product, in float32 when asked (then refined once below)
         X_, S_ = (ctx.Xa32, ctx.Sd32) if single else (Xa, Sd)
         # X_a [L_1 .. L_P] in one product, already in the (n, P p) layout of T
-        # (into a buffer kept across steps: a fresh n x P p array each step costs its
-        # page faults, ~10 ms at n = 569, P = 500)
-        T = ctx.buffer(X_.dtype, (Xa.shape[0], P * p))
-        np.matmul(X_, Lk.astype(X_.dtype).transpose(1, 0, 2).reshape(p, -1), out=T)
+        T = X_ @ Lk.astype(X_.dtype).transpose(1, 0, 2).reshape(p, -1)
         T.reshape(Xa.shape[0], P, p)[...] *= S_[:, :, None]
         K = (T @ T.T).astype(np.float64)
+        del T
         # N = I + R^T K R with R = C^T W^{1/2}:  R^T K R = W^{1/2} C K C^T W^{1/2}
         Kw = K @ w
         N = (K - Kw[None, :] - Kw[:, None] + float(w @ Kw)) * np.outer(sw, sw)
