@@ -184,7 +184,7 @@ def test_row_products_give_every_block_curvature():
 @pytest.mark.parametrize("q", [1, 2, 3, 7, 16, 31, 33])
 def test_lower_inverse_matches_lapack(q):
     """The block-recursive batched triangular inverse (odd and even sizes) is the inverse."""
-    from convexnn.solvers.cone_barrier import _lower_inverse
+    from convexnn.solvers._soc import _lower_inverse
 
     rng = np.random.default_rng(q)
     A = rng.standard_normal((20, q, q))

@@ -8,6 +8,7 @@ from .barrier import DualBarrier
 from .base import History, Solution, Solver
 from .cone_barrier import ConeBarrier
 from .fista import FISTA
+from .gram_barrier import GramBarrier
 from .reference import CvxpySolver
 
 __all__ = [
@@ -16,6 +17,7 @@ __all__ = [
     "CvxpySolver",
     "DualBarrier",
     "FISTA",
+    "GramBarrier",
     "History",
     "Solution",
     "Solver",
@@ -32,6 +34,7 @@ SOLVERS: dict[str, type[Solver]] = {
     "admm": ADMM,
     "barrier": DualBarrier,
     "cone_barrier": ConeBarrier,
+    "gram_barrier": GramBarrier,
     "cvxpy": CvxpySolver,
 }
 

@@ -85,7 +85,8 @@ from scipy.linalg import LinAlgError, cho_factor, cho_solve
 from ..certificates import DualPoint, cone_dual_norms, dual_value
 from ..losses import SquaredLoss
 from ..programs import ConvexProgram
-from .base import History, ProgressPrinter, Solution, Solver, group_per_block_and_output
+from ._soc import _bmv, _in_soc, _jdiv, _jinv, _jprod, _lower_inverse, _nt_scaling, _soc_step
+from .base import History, ProgressPrinter, Solution, Solver, group_per_block_and_output, prune_blocks
 
 __all__ = ["ConeBarrier"]
 
@@ -149,129 +150,6 @@ class _RowProducts:
         r""":math:`X_a^\top \operatorname{diag}(c_{:j}) X_a` for every column ``j`` of
         ``c`` (shape ``(n, m)``), shape ``(m, p, p)``."""
         return (c.T @ self.Z)[:, self.index]
-
-
-def _bmv(A: np.ndarray, x: np.ndarray) -> np.ndarray:
-    """Batched matrix-vector products ``A[m] @ x[m]`` (matmul: einsum is 5-10x slower here)."""
-    return np.matmul(A, x[:, :, None])[:, :, 0]
-
-
-def _lower_inverse(L: np.ndarray) -> np.ndarray:
-    r"""Inverses of a stack of lower-triangular matrices ``L`` (shape ``(m, q, q)``).
-
-    Block recursion :math:`\begin{bmatrix} L_{11} & 0\\ L_{21} & L_{22}\end{bmatrix}^{-1}
-    = \begin{bmatrix} L_{11}^{-1} & 0\\ -L_{22}^{-1} L_{21} L_{11}^{-1} & L_{22}^{-1}
-    \end{bmatrix}`, with both diagonal halves inverted in one stacked call when they
-    have the same size: about ``2 log2 q`` batched products instead of ``m`` LAPACK
-    calls (``np.linalg.inv`` of 1000 blocks of 32 x 32 costs ~20 ms in per-matrix
-    overhead; this ~3 ms).
-    """
-    q = L.shape[-1]
-    if q == 1:
-        return 1.0 / L
-    h = q // 2
-    if q - h == h:  # equal halves: one stacked recursion
-        m = L.shape[0]
-        both = _lower_inverse(np.concatenate([L[:, :h, :h], L[:, h:, h:]], axis=0))
-        A, C = both[:m], both[m:]
-    else:
-        A, C = _lower_inverse(L[:, :h, :h]), _lower_inverse(L[:, h:, h:])
-    out = np.zeros_like(L)
-    out[:, :h, :h] = A
-    out[:, h:, h:] = C
-    out[:, h:, :h] = -np.matmul(C, np.matmul(L[:, h:, :h], A))
-    return out
-
-
-def _soc_det(x: np.ndarray) -> np.ndarray:
-    """:math:`x_0^2 - \\lVert\\bar x\\rVert^2` without cancellation (rows ``x = (x_0, \\bar x)``)."""
-    nb = np.linalg.norm(x[:, 1:], axis=1)
-    return (x[:, 0] - nb) * (x[:, 0] + nb)
-
-
-def _in_soc(x: np.ndarray) -> np.ndarray:
-    """Rows strictly inside the second-order cone."""
-    return (x[:, 0] > 0) & (x[:, 0] > np.linalg.norm(x[:, 1:], axis=1))
-
-
-def _jprod(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Jordan product of the second-order cone, row by row: :math:`(a^\\top b, a_0\\bar b + b_0\\bar a)`."""
-    out = a[:, :1] * b + b[:, :1] * a
-    out[:, 0] = np.einsum("mq,mq->m", a, b)
-    return out
-
-
-def _jdiv(a: np.ndarray, r: np.ndarray) -> np.ndarray:
-    """``v`` with ``a o v = r`` (the arrow matrix of ``a`` inverted in closed form)."""
-    det = _soc_det(a)
-    v0 = (a[:, 0] * r[:, 0] - np.einsum("mq,mq->m", a[:, 1:], r[:, 1:])) / det
-    out = np.empty_like(r)
-    out[:, 0] = v0
-    out[:, 1:] = (r[:, 1:] - v0[:, None] * a[:, 1:]) / a[:, :1]
-    return out
-
-
-def _jinv(x: np.ndarray) -> np.ndarray:
-    """Jordan inverse :math:`J x / (x^\\top J x)` (``x o x^{-1} = e``)."""
-    out = -x / _soc_det(x)[:, None]
-    out[:, 0] = -out[:, 0]
-    return out
-
-
-def _nt_scaling(x: np.ndarray, z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Nesterov-Todd scalings ``W`` (and ``W^{-1}``) with ``W x = W^{-1} z``, row by row.
-
-    With :math:`J = \\operatorname{diag}(1, -I)`, :math:`\\hat x = x/\\sqrt{x^\\top Jx}`,
-    :math:`\\hat z = z/\\sqrt{z^\\top Jz}`, :math:`\\gamma = \\sqrt{(1 + \\hat x^\\top\\hat z)/2}`
-    and :math:`u = (\\hat z + J\\hat x)/(2\\gamma)` (so :math:`u^\\top J u = 1`), the
-    reflection :math:`2uu^\\top - J` maps :math:`\\hat x` to :math:`\\hat z`; ``W`` is
-    :math:`\\eta` times its square root, the symmetric Lorentz boost
-
-    .. math::
-
-        B(u) = \\begin{bmatrix} u_0 & \\bar u^\\top \\\\ \\bar u & I + \\bar u\\bar u^\\top/(1 + u_0)
-        \\end{bmatrix}, \\qquad \\eta = (z^\\top Jz / x^\\top Jx)^{1/4},
-
-    and :math:`W^{-1} = \\eta^{-1} J B(u) J` (so :math:`W^2 x = z`).
-    """
-    dx, dz = _soc_det(x), _soc_det(z)
-    xh = x / np.sqrt(dx)[:, None]
-    zh = z / np.sqrt(dz)[:, None]
-    gamma = np.sqrt(0.5 * (1.0 + np.einsum("mq,mq->m", xh, zh)))
-    u = zh + xh * np.r_[1.0, -np.ones(x.shape[1] - 1)]
-    u /= (2.0 * gamma)[:, None]
-    eta = (dz / dx) ** 0.25
-    m, q = x.shape
-    Bu = np.empty((m, q, q))
-    ub = u[:, 1:]
-    Bu[:, 0, 0] = u[:, 0]
-    Bu[:, 0, 1:] = ub
-    Bu[:, 1:, 0] = ub
-    Bu[:, 1:, 1:] = np.eye(q - 1) + ub[:, :, None] * ub[:, None, :] / (1.0 + u[:, 0])[:, None, None]
-    W = eta[:, None, None] * Bu
-    Winv = Bu.copy()
-    Winv[:, 0, 1:] *= -1.0
-    Winv[:, 1:, 0] *= -1.0
-    Winv /= eta[:, None, None]
-    return W, Winv
-
-
-def _soc_step(x: np.ndarray, dx: np.ndarray) -> float:
-    """Largest ``a`` with ``x + a dx`` in the second-order cone (rows; ``x`` interior)."""
-    s0 = _soc_det(x)
-    c1 = x[:, 0] * dx[:, 0] - np.einsum("mq,mq->m", x[:, 1:], dx[:, 1:])
-    c2 = dx[:, 0] ** 2 - np.einsum("mq,mq->m", dx[:, 1:], dx[:, 1:])
-    disc = c1 * c1 - s0 * c2
-    with np.errstate(invalid="ignore", divide="ignore"):
-        sq = np.sqrt(np.maximum(disc, 0.0))
-        roots = np.concatenate([
-            np.where((disc >= 0) & (c2 != 0), (-c1 - sq) / c2, np.inf),
-            np.where((disc >= 0) & (c2 != 0), (-c1 + sq) / c2, np.inf),
-            np.where((c2 == 0) & (c1 < 0), -s0 / (2.0 * c1), np.inf),
-            np.where(dx[:, 0] < 0, -x[:, 0] / dx[:, 0], np.inf),
-        ])
-    roots = roots[roots > 0]
-    return float(roots.min()) if roots.size else np.inf
 
 
 class ConeBarrier(Solver):
@@ -552,7 +430,6 @@ class ConeBarrier(Solver):
         forward, adjoint, EdB = ctx.forward, ctx.adjoint, ctx.EdB
         U, t = col.U, col.t
         B, p = U.shape
-        q = p + 1
         n = Xa.shape[0]
         a_idx = np.flatnonzero(active)
         m = a_idx.size
@@ -789,30 +666,15 @@ class ConeBarrier(Solver):
 
     @staticmethod
     def _prune(col, y, w, alpha, forward, centred, tol) -> None:
-        """Zero the blocks an interior point keeps at a tiny norm (a sparse network).
-
-        Interior iterates have every block nonzero (at norms of order ``mu``). Blocks
-        below a threshold, relative to the largest, are dropped (zero is in every cone,
-        so the point stays feasible) for the sparsest threshold whose objective still
-        leaves the gap within ``tol`` and within a tenth of the gap above the unpruned
-        objective.
-        """
+        """Drop the blocks the interior point keeps at tiny norms (:func:`prune_blocks`)."""
         if col.best_U is None:
             return
-        U = col.best_U
-        norms = np.linalg.norm(U, axis=1)
-        top = float(norms.max(initial=0.0))
-        if top == 0.0:
-            return
-        gap = col.primal - col.dual
-        for rel in (np.inf, 1e-2, 1e-3, 1e-4, 1e-5, 1e-6):  # sparsest first
-            keep = norms > rel * top if np.isfinite(rel) else np.zeros(norms.size, bool)
-            Up = np.where(keep[:, None], U, 0.0)
-            rc = centred(forward(Up, cone=False)[0] - y)
-            primal = 0.5 * float(w @ rc**2) + alpha * float(norms[keep].sum())
-            if primal - col.dual <= tol * abs(primal) and primal <= col.primal + 0.1 * max(gap, 0.0):
-                col.primal, col.best_U = primal, Up
-                return
+
+        def objective(U):
+            rc = centred(forward(U, cone=False)[0] - y)
+            return 0.5 * float(w @ rc**2) + alpha * float(np.linalg.norm(U, axis=1).sum())
+
+        col.best_U, col.primal = prune_blocks(col.best_U, col.primal, col.dual, tol, objective)
 
     @staticmethod
     def _assemble(cols, Y, w, forward, B, p, c):
