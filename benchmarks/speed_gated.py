@@ -39,6 +39,8 @@ import _bench as B
 TOL = 1e-4
 ADELIE_TOLS = (1e-7, 1e-9, 1e-11, 1e-13)
 ADELIE_TARGET = 1e-3
+#: wall-clock cap of one adelie subprocess (its tolerance sweep), seconds
+ADELIE_TIMEOUT = 600
 
 
 def run_adelie(prog, X, Y, alpha, J_star) -> dict:
@@ -55,8 +57,12 @@ def run_adelie(prog, X, Y, alpha, J_star) -> dict:
         np.savez(src, Xa=augment(X), masks=prog.operator.masks, y=Y[:, 0], alpha=alpha,
                  lmda_path=path, tols=np.array(ADELIE_TOLS),
                  J_target=J_star * (1 + ADELIE_TARGET))
-        proc = subprocess.run([str(B.ADELIE_PYTHON), str(B.BENCH / "adelie_runner.py"), str(src), str(dst)],
-                              capture_output=True, text=True)
+        try:
+            proc = subprocess.run([str(B.ADELIE_PYTHON), str(B.BENCH / "adelie_runner.py"), str(src), str(dst)],
+                                  capture_output=True, text=True, timeout=ADELIE_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            return {"timed_out": ADELIE_TIMEOUT, "seconds_to_target": None,
+                    "note": f"no result within {ADELIE_TIMEOUT} s (its path of 30 lambdas, first tolerance)"}
         if proc.returncode != 0:
             return {"error": proc.stderr[-2000:]}
         f = np.load(dst)

@@ -61,6 +61,7 @@ def gated_table(recs: dict) -> list[str]:
         ok = "" if ratio is None else (" ✓" if ratio >= GOALS["gated"] and cx["certified"] else " ✗")
         adt = ad.get("seconds_to_target")
         adn = ad.get("skipped") and "n/a" or ad.get("error") and "error" or (
+            ad.get("timed_out") and f"> {ad['timed_out']} (no result: timed out)") or (
             _s(adt) + (f" (tol {ad.get('tol_at_target'):g})" if adt else " (not reached)"))
         lines.append(
             f"| {name} | {sh['n_samples']} × {sh['n_features']}, {sh['n_outputs']}, {sh['n_patterns']} | "

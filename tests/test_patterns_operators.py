@@ -546,3 +546,26 @@ def test_network_forward_is_chunked(monkeypatch):
         assert peak < 0.6 * 8 * n * m, f"{activation}: {peak / 2**20:.0f} MiB"
     empty = net.forward(X[:0])
     assert empty.shape == (0, 2)
+
+
+@pytest.mark.parametrize("single", [False, True])
+def test_block_gram_is_the_weighted_gram_of_the_products(single):
+    """v^T H v = sum_i w_i (A v)_i^2 for the coefficient-space Gram matrix, every block pair."""
+    rng = np.random.default_rng(5)
+    X = rng.normal(size=(700, 3))
+    op = GatedOperator(X, rng.normal(size=(4, 9)))
+    w = rng.uniform(0.0, 1.0, 700)
+    H = op.block_gram(w, single=single)
+    assert H.shape == (36, 36) and H.dtype == (np.float32 if single else np.float64)
+    np.testing.assert_array_equal(H, H.T)
+    V = rng.normal(size=(9, 4, 5))  # five directions at once
+    Z = op.matvec(V)
+    exact = np.einsum("n,nc->c", w, Z * Z)
+    quad = np.einsum("ic,ij,jc->c", V.reshape(36, 5), H.astype(float), V.reshape(36, 5))
+    np.testing.assert_allclose(quad, exact, rtol=1e-5 if single else 1e-12)
+    # block (k, l) is X_a^T diag(w d_k d_l) X_a
+    M = op.masks.astype(float)
+    np.testing.assert_allclose(H[4:8, 8:12], op.Xa.T @ ((w * M[:, 1] * M[:, 2])[:, None] * op.Xa),
+                               rtol=1e-5 if single else 1e-12)
+    with pytest.raises(ValueError, match="non-negative weight"):
+        op.block_gram(-w)

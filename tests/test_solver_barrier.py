@@ -31,6 +31,7 @@ from convexnn.solvers import (  # noqa: E402
     FISTA,
     ConeBarrier,
     DualBarrier,
+    GramBarrier,
     make_solver,
 )
 
@@ -166,7 +167,9 @@ def test_auto_picks_the_barrier_only_where_it_applies(monkeypatch):
     labels_cone = (y > 0).astype(float)
     assert isinstance(make_solver("auto", program=_small(LogisticLoss(), labels_cone, cone=True)), FISTA)
     big = _small(SquaredLoss(), y, n=AUTO_BARRIER_MAX_SAMPLES["squared"] + 1)
-    assert isinstance(make_solver("auto", program=big), FISTA)
+    assert isinstance(make_solver("auto", program=big), GramBarrier)  # many rows: the Gram matrix
+    big_logistic = _small(LogisticLoss(), (y > 0).astype(float), n=AUTO_BARRIER_MAX_SAMPLES["other"] + 1)
+    assert isinstance(make_solver("auto", program=big_logistic), FISTA)
     labels = (y > 0).astype(float)
     assert isinstance(make_solver("auto", program=_small(LogisticLoss(), labels)), DualBarrier)
     assert isinstance(make_solver("auto"), FISTA)  # no program: the universal solver

@@ -24,6 +24,7 @@ __all__ = [
     "make_solver",
     "AUTO_BARRIER_MAX_SAMPLES",
     "AUTO_BARRIER_MIN_TOL",
+    "AUTO_GRAM_MAX_VARIABLES",
     "AUTO_CONE_BARRIER_MAX_SAMPLES",
     "AUTO_CONE_BARRIER_MAX_ENTRIES",
     "SOLVERS",
@@ -44,6 +45,13 @@ SOLVERS: dict[str, type[Solver]] = {
 #: the barrier is 1.3-11x faster up to 2000 samples; logistic loss, 1.3-2x faster at 500
 #: samples and 0.7-0.9x at 1000 (its Newton steps cost O(n^2 P + n^3)).
 AUTO_BARRIER_MAX_SAMPLES = {"squared": 2000, "other": 600}
+#: Beyond that, ``"auto"`` uses :class:`GramBarrier` for the gated program with the
+#: squared loss while it has at most this many coefficients ``P (d + 1)`` per output
+#: (its steps factor a dense matrix of that order): on the issue-3 goal-1 programs
+#: ``pmlb_magic`` (19020 x 10, P = 500: 5500 coefficients) and ``uci_protein`` (45730 x
+#: 9: 5000) it certifies 1e-4 in 6 steps, 11 s and 14 s on one thread (Gram matrix
+#: 4-5 s, one factorisation ~1 s per step), where FISTA needs ~16000 iterations.
+AUTO_GRAM_MAX_VARIABLES = 6000
 #: ``"auto"`` uses :class:`ConeBarrier` for the cone-constrained programs (ReLU, leaky
 #: ReLU, abs) with the squared loss up to this many samples; measured at the
 #: ConvexMLPRegressor defaults against FISTA (README, "Solver choice"): diabetes (442 x
@@ -66,7 +74,9 @@ def make_solver(spec, cone: bool | None = None, program=None, tol: float | None 
     ``"auto"`` picks, for the gated program (given ``program``), the sample-space
     interior-point method :class:`DualBarrier` when it handles the program and
     ``n_samples`` is at most :data:`AUTO_BARRIER_MAX_SAMPLES` (squared loss: 2000,
-    logistic loss: 600); for the cone-constrained programs with the squared loss, the
+    logistic loss: 600), and beyond that, with the squared loss, the coefficient-space
+    interior-point method :class:`GramBarrier` while ``P (d + 1)`` is at most
+    :data:`AUTO_GRAM_MAX_VARIABLES`; for the cone-constrained programs with the squared loss, the
     interior-point method :class:`ConeBarrier` up to
     :data:`AUTO_CONE_BARRIER_MAX_SAMPLES` samples (and step arrays within
     :data:`AUTO_CONE_BARRIER_MAX_ENTRIES`); otherwise FISTA, which solves every program (for the ReLU
@@ -92,6 +102,9 @@ def make_solver(spec, cone: bool | None = None, program=None, tol: float | None 
             n = int((program.sample_weight > 0).sum())
             if n <= AUTO_BARRIER_MAX_SAMPLES[kind] and barrier.supports(program) is None:
                 return barrier
+            gram = GramBarrier(max_variables=AUTO_GRAM_MAX_VARIABLES)
+            if gram.supports(program) is None:
+                return gram
         return FISTA()
     if spec == "barrier" and program is not None and program.has_cone:
         # the interior-point method of the cone-constrained programs

@@ -100,7 +100,7 @@ class GramBarrier(Solver):
     name = "gram_barrier"
     handles_gated = True
     handles_cone = False
-    alternatives = "solver='fista' or 'barrier'"
+    alternatives = "solver='fista'"
 
     def __init__(self, max_variables: int = 8000, step_fraction: float = 0.99):
         self.max_variables = max_variables

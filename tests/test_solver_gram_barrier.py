@@ -1,0 +1,161 @@
+"""The coefficient-space interior-point method of the gated program, against oracles.
+
+Checked here: on the oracle suite's small squared-loss programs (one and two outputs,
+uniform and random sample weights) the objective of the exported network (computed by
+hand) against cvxpy/Clarabel, the certificate's gap against the true suboptimality, and
+the history's last record; on a larger program (many rows per coefficient, the case it
+is for) the same certified optimum as FISTA; streamed data; a certified warm start;
+refusals before any work; ``GatedOperator.block_gram`` against the operator's products;
+and what ``solver="auto"`` picks.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+pytest.importorskip("cvxpy")
+
+from test_solvers_oracle import make_program, program_J, reference_optimum  # noqa: E402
+
+import convexnn.solvers as solvers  # noqa: E402
+from convexnn.certificates import certify  # noqa: E402
+from convexnn.losses import LogisticLoss, SquaredLoss  # noqa: E402
+from convexnn.operators import ConeOperator, GatedOperator  # noqa: E402
+from convexnn.patterns import DataSampler  # noqa: E402
+from convexnn.penalties import ColumnGroupL2, NuclearNorm  # noqa: E402
+from convexnn.programs import ConvexProgram  # noqa: E402
+from convexnn.solvers import FISTA, DualBarrier, GramBarrier, make_solver  # noqa: E402
+
+TOL = 1e-7
+
+
+def gram_program(family, seed):
+    """The oracle suite's squared-loss program with one group per block and output."""
+    program = make_program(family, "gated_relu", seed)
+    program.penalty = ColumnGroupL2()
+    return program
+
+
+def tall_program(n=4000, d=3, P=30, c=1, seed=0, weights="random"):
+    """Many rows per coefficient: the programs GramBarrier is for."""
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, d))
+    Y = np.column_stack([np.sin(2 * X[:, 0]), X[:, 1] ** 2 - 1])[:, :c] + 0.1 * rng.normal(size=(n, c))
+    w = rng.uniform(0.2, 1.0, n) if weights == "random" else np.ones(n)
+    op = GatedOperator(X, DataSampler(P).sample(X, seed).gates)
+    return ConvexProgram(SquaredLoss(), ColumnGroupL2(), op, Y, w / w.sum(), 1e-3)
+
+
+@pytest.mark.parametrize("seed", range(12))
+@pytest.mark.parametrize("family", ["reg1", "reg2"])
+def test_gram_barrier_matches_cvxpy_oracle(family, seed):
+    program = gram_program(family, seed)
+    p_star, _ = reference_optimum(program)
+    sol = GramBarrier().solve(program, tol=TOL, max_iter=200)
+    J = program_J(program, sol.coef, sol.intercept)  # by hand, from the exported network
+    assert J == pytest.approx(program.objective(sol.coef, sol.intercept), rel=1e-12)
+    assert abs(J - p_star) <= 1e-6 * abs(p_star), (J, p_star)  # Clarabel: ~1e-8
+    cert = certify(program, sol.coef, sol.intercept, sol.dual_points,
+                   activation="gated_relu", tol=TOL, primal=J)
+    assert cert.relative_gap <= TOL, f"gap {cert.relative_gap:.1e} after {sol.n_iter} steps"
+    assert cert.gap >= J - p_star - 1e-9  # the gap bounds the true suboptimality
+    assert cert.gap >= -1e-12
+    assert cert.dual <= p_star + 1e-9
+    assert sol.history.primal[-1] == pytest.approx(J, rel=1e-12)
+    assert sol.n_iter <= 60  # a few dozen Newton steps, not a first-order crawl
+
+
+@pytest.mark.parametrize("c", [1, 2])
+def test_gram_barrier_and_fista_certify_the_same_optimum(c):
+    program = tall_program(c=c)
+    fast = GramBarrier().solve(program, tol=1e-7, max_iter=100)
+    plain = FISTA().solve(program, tol=1e-6, max_iter=100_000)
+    certs = [
+        certify(program, s.coef, s.intercept, s.dual_points, activation="gated_relu", tol=1e-6)
+        for s in (fast, plain)
+    ]
+    assert certs[0].relative_gap <= 1e-7 and certs[1].relative_gap <= 1e-6
+    # each primal is within its own gap of the optimum, so they are within both gaps
+    assert abs(certs[0].primal - certs[1].primal) <= certs[0].gap + certs[1].gap + 1e-15
+    assert fast.n_iter <= 30
+    # the pruned interior point keeps the optimum's neurons, not a dust of tiny blocks
+    norms = np.linalg.norm(fast.coef, axis=1)
+    assert norms[norms > 0].min() > 1e-6 * norms.max()
+
+
+def test_streamed_data_give_the_in_memory_solution(tmp_path):
+    from convexnn.data import AugmentedData
+
+    program = tall_program(n=2500)
+    X = program.operator.Xa[:, :-1]
+    path = tmp_path / "X.npy"
+    np.save(path, X)
+    op = GatedOperator(AugmentedData(np.load(path, mmap_mode="r")), program.operator.gates)
+    assert op.streamed
+    streamed = ConvexProgram(SquaredLoss(), ColumnGroupL2(), op, program.Y, program.sample_weight, program.alpha)
+    a = GramBarrier().solve(program, tol=1e-8, max_iter=100)
+    b = GramBarrier().solve(streamed, tol=1e-8, max_iter=100)
+    np.testing.assert_allclose(b.coef, a.coef, rtol=1e-9, atol=1e-12)
+    assert a.n_iter == b.n_iter
+
+
+def test_a_certified_warm_start_is_returned_at_once():
+    program = tall_program(n=2500)
+    first = GramBarrier().solve(program, tol=1e-6, max_iter=100)
+    again = GramBarrier().solve(program, tol=1e-5, max_iter=100, init=(first.coef, first.intercept))
+    assert again.n_iter == 0
+    np.testing.assert_array_equal(again.coef, first.coef)
+    # an uncertified one is only a candidate: the path runs and certifies
+    cold = GramBarrier().solve(program, tol=1e-7, max_iter=100, init=(np.zeros_like(first.coef), None))
+    assert cold.n_iter > 0
+    assert cold.history.primal[-1] - cold.history.dual[-1] <= 1e-7 * cold.history.primal[-1]
+
+
+def test_refuses_programs_it_does_not_solve():
+    base = tall_program(n=300, P=5)
+    op = base.operator
+    cases = {
+        "cone-constrained": ConvexProgram(SquaredLoss(), ColumnGroupL2(), ConeOperator(op), base.Y,
+                                            base.sample_weight, 1e-3),
+        "LogisticLoss is not the squared loss": ConvexProgram(
+            LogisticLoss(), ColumnGroupL2(), op, (base.Y > 0).astype(float), base.sample_weight, 1e-3),
+        "NuclearNorm": ConvexProgram(SquaredLoss(), NuclearNorm(), op, np.c_[base.Y, base.Y],
+                                     base.sample_weight, 1e-3),
+        "exceed max_variables=10": base,
+    }
+    for expected, program in cases.items():
+        solver = GramBarrier(max_variables=10)
+        with pytest.raises(ValueError, match=expected):
+            solver.check(program)
+        with pytest.raises(ValueError, match="solver='fista'"):
+            solver.solve(program, tol=1e-3, max_iter=10)
+    with pytest.raises(ValueError, match="step_fraction"):
+        GramBarrier(step_fraction=1.0).check(base)
+
+
+def test_runs_on_the_torch_operator():
+    """A device operator keeps the host arrays (the Gram matrix is formed from them) and
+    gives the exact products: the same steps and optimum as the numpy operator."""
+    pytest.importorskip("torch")
+    from convexnn.devices import TorchGatedOperator
+
+    base = tall_program(n=2500)
+    op = TorchGatedOperator(base.operator.Xa[:, :-1], base.operator.gates, "cpu", "float32")
+    program = ConvexProgram(SquaredLoss(), ColumnGroupL2(), op, base.Y, base.sample_weight, base.alpha)
+    assert isinstance(make_solver("auto", program=program), GramBarrier)
+    a = GramBarrier().solve(base, tol=1e-8, max_iter=100)
+    b = GramBarrier().solve(program, tol=1e-8, max_iter=100)
+    assert a.n_iter == b.n_iter
+    np.testing.assert_allclose(b.coef, a.coef, rtol=1e-7, atol=1e-10)
+
+
+def test_auto_picks_it_beyond_the_sample_space_barrier(monkeypatch):
+    small = tall_program(n=solvers.AUTO_BARRIER_MAX_SAMPLES["squared"])
+    assert isinstance(make_solver("auto", program=small), DualBarrier)
+    big = tall_program(n=solvers.AUTO_BARRIER_MAX_SAMPLES["squared"] + 1)
+    assert isinstance(make_solver("auto", program=big), GramBarrier)
+    assert isinstance(make_solver("auto", program=big, tol=1e-9), FISTA)  # below the reliable tol
+    coefficients = big.operator.n_patterns * big.operator.n_inputs
+    monkeypatch.setattr(solvers, "AUTO_GRAM_MAX_VARIABLES", coefficients - 1)
+    assert isinstance(make_solver("auto", program=big), FISTA)  # its dense matrix too large
