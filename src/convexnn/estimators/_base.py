@@ -52,7 +52,7 @@ class BaseConvexMLP(BaseEstimator):
             "array-like",
         ],
         "solver": [
-            StrOptions({"auto", "fista", "admm", "barrier", "cvxpy"}),
+            StrOptions({"auto", "fista", "admm", "barrier", "gram_barrier", "cvxpy"}),
             HasMethods(["solve"]),
         ],
         "tol": [Interval(Real, 0, None, closed="neither")],

@@ -45,7 +45,7 @@ _PARAMS_DOC = """
         pattern of one-dimensional data, which makes the certificate global. An array
         of shape ``(n_features + 1, n_patterns)`` gives the gates explicitly (last row:
         bias).
-    solver : {"auto", "fista", "admm", "barrier", "cvxpy"} or Solver, default="auto"
+    solver : {"auto", "fista", "admm", "barrier", "gram_barrier", "cvxpy"} or Solver, default="auto"
         ``"fista"``: accelerated proximal gradient with duality-gap stopping, for
         every program; for ReLU its proximal step projects every block exactly onto
         its cone, so every iterate is a feasible ReLU network. ``"admm"`` (ReLU,
@@ -65,16 +65,25 @@ _PARAMS_DOC = """
         (:class:`~convexnn.solvers.ConeBarrier`: Nesterov-Todd scaled cones, a few
         dozen steps on ``n_samples x n_samples`` systems, every iterate a feasible
         network); the classifiers' losses are refused with a ``ValueError``.
+        ``"gram_barrier"`` (gated ReLU, squared loss, one group per neuron and
+        output): a primal-dual interior-point method in coefficient space
+        (:class:`~convexnn.solvers.GramBarrier`): the ``P (d+1)``-square Gram matrix
+        is formed once (float32) and each of a handful of steps factors it, so its
+        cost hardly grows with ``n_samples``; for many samples and few features
+        (``n_patterns * (n_features + 1)`` up to a few thousand).
         ``"auto"``: ``"barrier"`` for gated ReLU when it applies and there are at
-        most 2000 samples (squared loss) or 600 (logistic loss), and for the
-        regressor's cone-constrained programs up to 1500 samples, when
+        most 2000 samples (squared loss) or 600 (logistic loss), beyond that
+        ``"gram_barrier"`` for gated ReLU with the squared loss while
+        ``n_patterns * (n_features + 1) <= 6000``, and for the regressor's
+        cone-constrained programs ``"barrier"`` up to 1500 samples, when
         ``tol >= 1e-8``; else ``"fista"``.
         ``"cvxpy"`` (extra) is the interior-point reference for tiny problems.
     tol : float, default=1e-3
         Target relative duality gap ``(primal - dual) / primal``.
     max_iter : int, default=5000
         Maximum number of solver iterations (proximal-gradient steps for
-        ``"fista"``, ADMM iterations for ``"admm"``, Newton steps for ``"barrier"``).
+        ``"fista"``, ADMM iterations for ``"admm"``, Newton steps for ``"barrier"`` and
+        ``"gram_barrier"``).
     max_time : float or None, default=None
         Time limit of the solve in seconds (> 0), counted from its start (pattern
         sampling before it and the certificate after it are not included); None:
