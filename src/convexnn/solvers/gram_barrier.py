@@ -55,7 +55,7 @@ for which the certified gap still holds (:func:`~convexnn.solvers.base.prune_blo
 Scope: the gated program with the squared loss, one group per block and output
 (:class:`~convexnn.penalties.ColumnGroupL2`), data in memory or streamed, on the numpy
 operator, with at most ``max_variables`` coefficients ``P p`` per output (the dense
-matrix has ``(P p)^2`` entries: 8000 coefficients are 256 MB in float32 and a ~2 s
+matrix has ``(P p)^2`` entries: 8000 coefficients are 256 MB in float32 and a ~3 s
 factorisation). Several outputs share :math:`H` and are separate problems, solved in
 lock-step.
 """
