@@ -156,7 +156,10 @@ def test_refuses_programs_it_does_not_solve():
 
 def test_auto_picks_the_barrier_only_where_it_applies(monkeypatch):
     y = np.random.default_rng(2).normal(size=(3000, 1))
-    assert isinstance(make_solver("auto", program=_small(SquaredLoss(), y)), DualBarrier)
+    # squared loss: the Gram matrix's barrier where there are no more coefficients
+    # (5 patterns x 3 inputs) than samples, the sample-space barrier where there are more
+    assert isinstance(make_solver("auto", program=_small(SquaredLoss(), y)), GramBarrier)
+    assert isinstance(make_solver("auto", program=_small(SquaredLoss(), y, n=12)), DualBarrier)
     # the cone-constrained programs: their own interior-point method up to its size, then FISTA
     assert isinstance(make_solver("auto", program=_small(SquaredLoss(), y, cone=True)), ConeBarrier)
     big_cone = _small(SquaredLoss(), y, cone=True, n=AUTO_CONE_BARRIER_MAX_SAMPLES + 1)
@@ -175,7 +178,8 @@ def test_auto_picks_the_barrier_only_where_it_applies(monkeypatch):
     assert isinstance(make_solver("auto"), FISTA)  # no program: the universal solver
     # below the tolerance it reaches reliably, FISTA
     assert isinstance(make_solver("auto", program=_small(SquaredLoss(), y), tol=1e-9), FISTA)
-    assert isinstance(make_solver("auto", program=_small(SquaredLoss(), y), tol=1e-8), DualBarrier)
+    assert isinstance(make_solver("auto", program=_small(SquaredLoss(), y), tol=1e-8), GramBarrier)
+    assert isinstance(make_solver("auto", program=_small(LogisticLoss(), labels), tol=1e-8), DualBarrier)
 
 
 def test_estimators_accept_the_barrier_for_gated_and_relu():

@@ -150,9 +150,12 @@ def test_runs_on_the_torch_operator():
     np.testing.assert_allclose(b.coef, a.coef, rtol=1e-7, atol=1e-10)
 
 
-def test_auto_picks_it_beyond_the_sample_space_barrier(monkeypatch):
+def test_auto_picks_it_for_tall_programs(monkeypatch):
+    # more coefficients (30 patterns x 4 inputs) than samples: the sample-space barrier
+    wide = tall_program(n=100)
+    assert isinstance(make_solver("auto", program=wide), DualBarrier)
     small = tall_program(n=solvers.AUTO_BARRIER_MAX_SAMPLES["squared"])
-    assert isinstance(make_solver("auto", program=small), DualBarrier)
+    assert isinstance(make_solver("auto", program=small), GramBarrier)
     big = tall_program(n=solvers.AUTO_BARRIER_MAX_SAMPLES["squared"] + 1)
     assert isinstance(make_solver("auto", program=big), GramBarrier)
     assert isinstance(make_solver("auto", program=big, tol=1e-9), FISTA)  # below the reliable tol

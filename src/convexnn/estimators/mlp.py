@@ -71,10 +71,11 @@ _PARAMS_DOC = """
         is formed once (float32) and each of a handful of steps factors it, so its
         cost hardly grows with ``n_samples``; for many samples and few features
         (``n_patterns * (n_features + 1)`` up to a few thousand).
-        ``"auto"``: ``"barrier"`` for gated ReLU when it applies and there are at
-        most 2000 samples (squared loss) or 600 (logistic loss), beyond that
-        ``"gram_barrier"`` for gated ReLU with the squared loss while
-        ``n_patterns * (n_features + 1) <= 6000``, and for the regressor's
+        ``"auto"``: for gated ReLU with the squared loss ``"gram_barrier"`` where
+        ``n_patterns * (n_features + 1)`` is at most ``min(n_samples, 6000)``;
+        else ``"barrier"`` when it applies and there are at most 2000 samples
+        (squared loss) or 600 (logistic loss); beyond that ``"gram_barrier"`` while
+        ``n_patterns * (n_features + 1) <= 6000`` (squared loss); for the regressor's
         cone-constrained programs ``"barrier"`` up to 1500 samples, when
         ``tol >= 1e-8``; else ``"fista"``.
         ``"cvxpy"`` (extra) is the interior-point reference for tiny problems.

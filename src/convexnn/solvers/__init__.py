@@ -45,11 +45,16 @@ SOLVERS: dict[str, type[Solver]] = {
 #: the barrier is 1.3-11x faster up to 2000 samples; logistic loss, 1.3-2x faster at 500
 #: samples and 0.7-0.9x at 1000 (its Newton steps cost O(n^2 P + n^3)).
 AUTO_BARRIER_MAX_SAMPLES = {"squared": 2000, "other": 600}
-#: Beyond that, ``"auto"`` uses :class:`GramBarrier` for the gated program with the
-#: squared loss while it has at most this many coefficients ``P (d + 1)`` per output
-#: (its steps factor a dense matrix of that order): on the issue-3 goal-1 programs
+#: ``"auto"`` uses :class:`GramBarrier` for the gated program with the squared loss
+#: while it has at most this many coefficients ``P (d + 1)`` per output (its steps
+#: factor a dense matrix of that order), in preference to :class:`DualBarrier` where
+#: there are no more coefficients than samples, and beyond the latter's sample limit.
+#: Measured (``benchmarks/results/solver_choice.md``, estimator defaults, protein, 2000
+#: coefficients): 0.42 s vs DualBarrier 2.95 s vs FISTA 4.6 s at 2000 rows, 0.37 vs 0.46
+#: vs 2.9 s at 1000 rows, and 0.41 vs 0.10 s at 500 rows (more coefficients than rows:
+#: DualBarrier); 1.2 s vs FISTA 29 s at 20000 rows. On the issue-3 goal-1 programs
 #: ``pmlb_magic`` (19020 x 10, P = 500: 5500 coefficients) and ``uci_protein`` (45730 x
-#: 9: 5000) it certifies 1e-4 in 6 steps, 11 s and 14 s on one thread (Gram matrix
+#: 9: 5000) it certifies 1e-4 in 6 steps, 11 s and 13 s on one thread (Gram matrix
 #: 4-5 s, one factorisation ~1 s per step), where FISTA needs ~16000 iterations.
 AUTO_GRAM_MAX_VARIABLES = 6000
 #: ``"auto"`` uses :class:`ConeBarrier` for the cone-constrained programs (ReLU, leaky
@@ -74,8 +79,9 @@ def make_solver(spec, cone: bool | None = None, program=None, tol: float | None 
     ``"auto"`` picks, for the gated program (given ``program``), the sample-space
     interior-point method :class:`DualBarrier` when it handles the program and
     ``n_samples`` is at most :data:`AUTO_BARRIER_MAX_SAMPLES` (squared loss: 2000,
-    logistic loss: 600), and beyond that, with the squared loss, the coefficient-space
-    interior-point method :class:`GramBarrier` while ``P (d + 1)`` is at most
+    logistic loss: 600); with the squared loss, the coefficient-space interior-point
+    method :class:`GramBarrier` instead where ``P (d + 1)`` is at most ``n_samples``,
+    and beyond the sample limit, while ``P (d + 1)`` is at most
     :data:`AUTO_GRAM_MAX_VARIABLES`; for the cone-constrained programs with the squared loss, the
     interior-point method :class:`ConeBarrier` up to
     :data:`AUTO_CONE_BARRIER_MAX_SAMPLES` samples (and step arrays within
@@ -98,11 +104,15 @@ def make_solver(spec, cone: bool | None = None, program=None, tol: float | None 
                 return cone
         if program is not None and not program.has_cone and not tight:
             barrier = DualBarrier()
+            gram = GramBarrier(max_variables=AUTO_GRAM_MAX_VARIABLES)
             kind = "squared" if isinstance(program.loss, SquaredLoss) else "other"
             n = int((program.sample_weight > 0).sum())
+            coefficients = program.operator.n_patterns * program.operator.n_inputs
+            # no more coefficients than samples: the Gram matrix's steps are the cheaper
+            if coefficients <= n and gram.supports(program) is None:
+                return gram
             if n <= AUTO_BARRIER_MAX_SAMPLES[kind] and barrier.supports(program) is None:
                 return barrier
-            gram = GramBarrier(max_variables=AUTO_GRAM_MAX_VARIABLES)
             if gram.supports(program) is None:
                 return gram
         return FISTA()
