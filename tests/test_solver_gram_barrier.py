@@ -162,3 +162,36 @@ def test_auto_picks_it_for_tall_programs(monkeypatch):
     coefficients = big.operator.n_patterns * big.operator.n_inputs
     monkeypatch.setattr(solvers, "AUTO_GRAM_MAX_VARIABLES", coefficients - 1)
     assert isinstance(make_solver("auto", program=big), FISTA)  # its dense matrix too large
+
+
+def test_prune_blocks_keeps_the_lowest_objective_prefix():
+    """The interior point's dust goes, the neurons stay; the constant model when it is
+    acceptable; nothing changes when no pruned point keeps the certificate."""
+    from convexnn.solvers.base import prune_blocks
+
+    rng = np.random.default_rng(0)
+    U = np.r_[rng.normal(size=(5, 3)), 1e-6 * rng.normal(size=(40, 3))]  # 5 neurons, dust
+    target = U[:5].sum(axis=0)
+
+    def objective(V):  # a loss that needs the 5 neurons, plus the group penalty
+        return float(np.sum((V.sum(axis=0) - target) ** 2) + 1e-3 * np.linalg.norm(V, axis=1).sum())
+
+    J = objective(U)
+    out, value = prune_blocks(U, J, J - 1e-3 * J, 1e-2, objective)
+    assert value == objective(out) < J  # dropping dust lowers the objective
+    kept = np.linalg.norm(out, axis=1) > 0
+    assert kept[:5].all()
+    # it is the best prefix of the blocks sorted by norm
+    order = np.argsort(-np.linalg.norm(U, axis=1), kind="stable")
+    prefixes = [objective(np.where(np.isin(np.arange(45), order[:k])[:, None], U, 0.0)) for k in range(1, 46)]
+    assert value == pytest.approx(min(prefixes), rel=1e-9)
+    # no acceptable point (the dual is far below): unchanged
+    same, v2 = prune_blocks(U, J, 0.5 * J, 1e-3, objective)
+    assert same is U and v2 == J
+    # the constant model when it is acceptable (here: the optimum is zero)
+    def penalty_only(V):
+        return float(np.sum(V.sum(axis=0) ** 2) + 1e-3 * np.linalg.norm(V, axis=1).sum())
+
+    dust = 1e-6 * U
+    zero, v3 = prune_blocks(dust, penalty_only(dust), 0.0, 1e-3, penalty_only)
+    assert not zero.any() and v3 == 0.0
