@@ -192,3 +192,23 @@ def test_lower_inverse_matches_lapack(q):
     Linv = _lower_inverse(L)
     np.testing.assert_allclose(Linv, np.linalg.inv(L), rtol=1e-12, atol=1e-13)
     assert np.all(np.triu(Linv, 1) == 0.0)  # stays lower triangular, exactly
+
+
+def test_refined_dual_value_skips_projections_only_where_they_cannot_help():
+    """refine=True: with multipliers that make Theta feasible, the exact norms (no larger)
+    give the same value; without them the exact norms are computed and can only help;
+    every value is a lower bound of the optimum."""
+    from convexnn.certificates import DualPoint, dual_value
+
+    program = make_program("reg1", "relu", 2)
+    p_star, _ = reference_optimum(program)
+    # refine_from=0: the solver never projects, so its dual point carries the scaled
+    # multiplier iterate, which makes Theta feasible
+    sol = ConeBarrier(refine_from=0.0).solve(program, tol=1e-6, max_iter=200)
+    point = sol.dual_points[0]
+    assert point.Lam is not None and point.Lam.any()
+    plain, refined = dual_value(program, point), dual_value(program, point, refine=True)
+    assert refined == plain <= p_star + 1e-9
+    assert p_star - plain <= 1e-6 * p_star  # and it is a tight bound
+    bare = DualPoint(point.Theta, np.zeros_like(point.Lam))  # multipliers that do not help
+    assert dual_value(program, bare) < dual_value(program, bare, refine=True) <= p_star + 1e-9

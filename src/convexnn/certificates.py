@@ -174,8 +174,10 @@ def dual_value(program: ConvexProgram, point: DualPoint, refine: bool = False, p
     """Feasible dual objective obtained from ``point`` (projection, then scaling).
 
     For the ReLU program, ``refine`` computes the exact dual norms by cone projections
-    (:func:`cone_dual_norms`, optionally with a warm ``projector``); otherwise the
-    point's own cone multipliers ``Lam`` are used (a valid but weaker bound).
+    (:func:`cone_dual_norms`, optionally with a warm ``projector``), unless the point's
+    own multipliers already make it feasible (then the exact norms, which are no larger,
+    give the same value); otherwise the point's own cone multipliers ``Lam`` are used (a
+    valid but weaker bound).
     """
     with program.exact_products():  # the certificate is float64 whatever the device
         return _dual_value(program, point, refine, projector)
@@ -183,7 +185,15 @@ def dual_value(program: ConvexProgram, point: DualPoint, refine: bool = False, p
 
 def _dual_value(program: ConvexProgram, point: DualPoint, refine: bool, projector) -> float:
     Theta = program.loss.project_dual(point.Theta, program.Y, program.sample_weight)
-    if program.has_cone and refine:
+    if program.has_cone and refine and point.Lam is not None:
+        # any multipliers Lam >= 0 bound the exact dual norms from above, so where the
+        # point's own already make Theta feasible the exact ones (cone projections,
+        # the expensive part) cannot change the scale of 1
+        G = program.operator.adjoint_combined(Theta, np.maximum(point.Lam, 0.0))
+        worst = float(program.penalty.dual_norms(G).max(initial=0.0))
+        if worst > program.alpha:
+            worst = min(worst, float(cone_dual_norms(program, Theta, projector).max(initial=0.0)))
+    elif program.has_cone and refine:
         worst = float(cone_dual_norms(program, Theta, projector).max(initial=0.0))
     elif program.has_cone:
         Lam = point.Lam if point.Lam is not None else np.zeros(
