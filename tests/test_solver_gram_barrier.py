@@ -195,3 +195,13 @@ def test_prune_blocks_keeps_the_lowest_objective_prefix():
     dust = 1e-6 * U
     zero, v3 = prune_blocks(dust, penalty_only(dust), 0.0, 1e-3, penalty_only)
     assert not zero.any() and v3 == 0.0
+
+
+def test_progress_lines_start_before_the_gram_matrix(capsys):
+    """One line per step, the first (the constant model's certificate) before the
+    Gram matrix is formed, so long fits show something at once; max_iter stops it."""
+    program = tall_program(n=2500)
+    sol = GramBarrier().solve(program, tol=1e-12, max_iter=3, verbose=2)
+    lines = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("[gram_barrier] iter")]
+    assert len(lines) == 4 and lines[0].startswith("[gram_barrier] iter      0")
+    assert sol.n_iter == 3 and sol.history.iteration[-1] == 3

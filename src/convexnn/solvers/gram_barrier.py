@@ -193,12 +193,6 @@ class GramBarrier(Solver):
                 return Solution(V0.copy(), self._intercept(op, V0, Y, w), [DualPoint(best_Theta.copy())],
                                 0, [], history)
 
-        # the Newton matrices' data part, formed once in float32: H = A^T W A - s s^T
-        H = op.block_gram(w, single=True)
-        s = op.rmatvec(w[:, None]).reshape(m).astype(np.float32)
-        H -= np.outer(s, s)
-        del s
-
         # start: u = 0, t = 1, z = (alpha, 0): x o z = alpha e (centred at mu = alpha)
         X = np.zeros((c, P, p + 1))
         X[:, :, 0] = 1.0
@@ -216,6 +210,7 @@ class GramBarrier(Solver):
 
         it = 0
         curve: list[float] = []
+        H = None
         while True:
             V = X[:, :, 1:].transpose(1, 2, 0)  # (P, p, c)
             primal, dual, Theta, grad = evaluate(V)
@@ -226,6 +221,13 @@ class GramBarrier(Solver):
                 curve.append(float(primal.sum()))
             if done.all() or total - total_dual <= tol * abs(total) or it >= max_iter:
                 break
+            if H is None:
+                # the Newton matrices' data part, formed once in float32 (after the first
+                # report: at tens of thousands of rows this takes seconds)
+                H = op.block_gram(w, single=True)
+                s = op.rmatvec(w[:, None]).reshape(m).astype(np.float32)
+                H -= np.outer(s, s)  # H = A^T W A - s s^T: the centred (intercept-free) Gram
+                del s
             it += 1
             for j in np.flatnonzero(~done):
                 refine = best_primal[j] - best_dual[j] <= 100.0 * tol * abs(best_primal[j])
