@@ -281,7 +281,8 @@ class GatedOperator:
         for j in range(0, m, 512):  # mirror the upper triangle, a band of rows at a time
             H[j:j + 512, :j] = H[:j, j:j + 512].T
             band = H[j:j + 512, j:j + 512]
-            band[np.tril_indices(band.shape[0], -1)] = band.T[np.tril_indices(band.shape[0], -1)]
+            lower = np.tril_indices(band.shape[0], -1)
+            band[lower] = band.T[lower]
         return H
 
     def block_images(self, G: np.ndarray) -> np.ndarray:

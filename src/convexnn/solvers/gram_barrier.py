@@ -143,9 +143,9 @@ class GramBarrier(Solver):
         op, alpha = program.operator, float(program.alpha)
         P, p, c = op.n_patterns, op.n_inputs, program.n_outputs
         m = P * p
+        loss = program.loss
         w = np.asarray(program.sample_weight, dtype=float)
         w = w / w.sum()
-        pos = w > 0
         Y = np.asarray(program.Y, dtype=float)
 
         def centred(R):
@@ -156,14 +156,21 @@ class GramBarrier(Solver):
             at coefficients ``V`` (shape ``(P, p, c)``), and the loss gradient in
             coefficient space, ``H u - b`` per column (shape ``(P, p, c)``)."""
             R = centred(op.matvec(V) - Y)  # residual at the optimal intercept
-            Theta = w[:, None] * R
+            Theta = w[:, None] * R  # the loss gradient there
             grad = op.rmatvec(Theta)
             norms = np.sqrt(np.einsum("kpc,kpc->kc", grad, grad)).max(axis=0, initial=0.0)
-            primal = 0.5 * np.einsum("n,nc->c", w, R * R) + alpha * np.linalg.norm(V, axis=1).sum(axis=0)
             scale = np.where(norms <= alpha, 1.0, alpha / np.maximum(norms, 1e-300))
             Theta = Theta * scale
-            dual = -(np.sum(Theta[pos] ** 2 / (2.0 * w[pos, None]), axis=0) + np.einsum("nc,nc->c", Theta[pos], Y[pos]))
+            columns = range(c)  # the loss and its conjugate of each column on its own
+            primal = np.array([loss.value(Y[:, [j]] + R[:, [j]], Y[:, [j]], w) for j in columns])
+            primal += alpha * np.linalg.norm(V, axis=1).sum(axis=0)
+            dual = np.array([-loss.conjugate(Theta[:, [j]], Y[:, [j]], w) for j in columns])
             return primal, dual, Theta, grad
+
+        def evaluate_column(U, j):
+            """Exact objective of blocks ``U`` (shape ``(P, p)``) of column ``j``."""
+            r = centred(op.matvec(U[:, :, None])[:, 0] - Y[:, j])[:, None]
+            return loss.value(Y[:, [j]] + r, Y[:, [j]], w) + alpha * float(np.linalg.norm(U, axis=1).sum())
 
         def exact_hessian(dU):
             """:math:`H` times the blocks ``dU`` (shape ``(P, p)``), exact."""
@@ -240,7 +247,7 @@ class GramBarrier(Solver):
         for j in range(c):
             U, primal_j = prune_blocks(
                 best_V[:, :, j], best_primal[j], best_dual[j], tol,
-                lambda U, j=j: self._objective(op, U, Y[:, j], w, alpha),
+                lambda U, j=j: evaluate_column(U, j),
             )
             best_V[:, :, j], best_primal[j] = U, primal_j
         if history.primal and best_primal.sum() < history.primal[-1]:
@@ -319,13 +326,6 @@ class GramBarrier(Solver):
         return step > 1e-12
 
     # -- helpers -------------------------------------------------------------------------
-    @staticmethod
-    def _objective(op, U, y, w, alpha) -> float:
-        """Exact objective of blocks ``U`` (shape ``(P, p)``) of one column, best intercept."""
-        r = op.matvec(U[:, :, None])[:, 0] - y
-        r = r - w @ r
-        return 0.5 * float(w @ (r * r)) + alpha * float(np.linalg.norm(U, axis=1).sum())
-
     @staticmethod
     def _intercept(op, V, Y, w) -> np.ndarray:
         """The optimal intercept of the squared loss at coefficients ``V``."""
