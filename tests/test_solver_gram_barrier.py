@@ -16,7 +16,8 @@ import pytest
 
 pytest.importorskip("cvxpy")
 
-from test_solvers_oracle import make_program, program_J, reference_optimum  # noqa: E402
+from test_solver_barrier import TOL, assert_matches_oracle, barrier_program  # noqa: E402
+from test_solvers_oracle import reference_optimum  # noqa: E402
 
 import convexnn.solvers as solvers  # noqa: E402
 from convexnn.certificates import certify  # noqa: E402
@@ -27,14 +28,6 @@ from convexnn.penalties import ColumnGroupL2, NuclearNorm  # noqa: E402
 from convexnn.programs import ConvexProgram  # noqa: E402
 from convexnn.solvers import FISTA, DualBarrier, GramBarrier, make_solver  # noqa: E402
 
-TOL = 1e-7
-
-
-def gram_program(family, seed):
-    """The oracle suite's squared-loss program with one group per block and output."""
-    program = make_program(family, "gated_relu", seed)
-    program.penalty = ColumnGroupL2()
-    return program
 
 
 def tall_program(n=4000, d=3, P=30, c=1, seed=0, weights="random"):
@@ -50,20 +43,9 @@ def tall_program(n=4000, d=3, P=30, c=1, seed=0, weights="random"):
 @pytest.mark.parametrize("seed", range(12))
 @pytest.mark.parametrize("family", ["reg1", "reg2"])
 def test_gram_barrier_matches_cvxpy_oracle(family, seed):
-    program = gram_program(family, seed)
+    program = barrier_program(family, seed)  # squared loss, one group per block and output
     p_star, _ = reference_optimum(program)
-    sol = GramBarrier().solve(program, tol=TOL, max_iter=200)
-    J = program_J(program, sol.coef, sol.intercept)  # by hand, from the exported network
-    assert J == pytest.approx(program.objective(sol.coef, sol.intercept), rel=1e-12)
-    assert abs(J - p_star) <= 1e-6 * abs(p_star), (J, p_star)  # Clarabel: ~1e-8
-    cert = certify(program, sol.coef, sol.intercept, sol.dual_points,
-                   activation="gated_relu", tol=TOL, primal=J)
-    assert cert.relative_gap <= TOL, f"gap {cert.relative_gap:.1e} after {sol.n_iter} steps"
-    assert cert.gap >= J - p_star - 1e-9  # the gap bounds the true suboptimality
-    assert cert.gap >= -1e-12
-    assert cert.dual <= p_star + 1e-9
-    assert sol.history.primal[-1] == pytest.approx(J, rel=1e-12)
-    assert sol.n_iter <= 60  # a few dozen Newton steps, not a first-order crawl
+    assert_matches_oracle(program, GramBarrier().solve(program, tol=TOL, max_iter=200), p_star)
 
 
 @pytest.mark.parametrize("c", [1, 2])
