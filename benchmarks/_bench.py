@@ -16,15 +16,19 @@ Every ``speed_*.py`` script imports this module. It holds
 
 Objective mapping (pyscnn 0.0.10, verified by :func:`pyscnn_objective_check` at every run)
 -----------------------------------------------------------------------------------
-pyscnn minimises ``||sum_k D_k Xa u_k - Y||_F^2 / (2 n) + lam * sum_{k,c} ||u_{c,k}||_2``
-(its ``_scaling`` defaults to ``len(y) = n``; ``NeuronGL1`` takes the 2-norm over the
-last, feature axis of weights shaped ``(c, P, d + 1)``, i.e. one group per pattern and
-output). convexnn's gated program with the squared loss and uniform weights ``1/n`` is
-``mean_i 1/2 |f_i - y_i|^2 + alpha * sum_k sum_c ||V_k[:, c]||`` plus a free intercept.
-So ``lam = alpha`` and the programs are identical except for convexnn's free output
-intercept (which can only lower convexnn's optimum). pyscnn's weights map to convexnn's
-by ``coef = W.transpose(1, 2, 0)``; its (possibly re-ordered) gates are used for the
-operator that evaluates its solution.
+pyscnn minimises ``||sum_k D_k Xa u_k - Y||_F^2 / (2 n c) + lam * sum_{k,c} ||u_{c,k}||_2``
+with ``c`` outputs: its squared loss is the *mean over all n c entries* (measured: with
+digits' 10 one-hot outputs its logged objective is ours at its weights divided by 10
+exactly when the loss is scaled so, 0.78 off otherwise). ``NeuronGL1`` takes the 2-norm
+over the last, feature axis of weights shaped ``(c, P, d + 1)``, i.e. one group per
+pattern and output. convexnn's gated program with the squared loss and uniform weights
+``1/n`` is ``mean_i 1/2 |f_i - y_i|^2 + alpha * sum_k sum_c ||V_k[:, c]||`` plus a free
+intercept (the loss sums over outputs). So pyscnn's objective is ``J / c`` for
+``alpha = c * lam`` (:func:`convexnn_alpha`): the problems' ``alpha`` is pyscnn's ``lam``
+(the issue's peer runs), and with one output the two coincide. The programs are then
+identical except for convexnn's free output intercept (which can only lower convexnn's
+optimum). pyscnn's weights map to convexnn's by ``coef = W.transpose(1, 2, 0)``; its
+(possibly re-ordered) gates are used for the operator that evaluates its solution.
 """
 
 from __future__ import annotations
@@ -70,7 +74,8 @@ class Problem:
     n_patterns : int
         Gates sampled with convexnn's ``DataSampler`` (``random_state=0``).
     alpha : float
-        Regularisation (DESIGN.md's alpha; pyscnn's ``lam``; adelie's ``lmda``).
+        Regularisation as pyscnn's ``lam`` (convexnn's ``alpha`` is ``lam`` times the
+        number of outputs, :func:`convexnn_alpha`; adelie's ``lmda``, single-output).
     max_rows : int or None
         Rows kept (a seeded random subset) -- ``None`` keeps all.
     synthetic_shape : tuple
@@ -174,6 +179,12 @@ def gates(X: np.ndarray, n_patterns: int) -> np.ndarray:
     from convexnn.patterns import DataSampler
 
     return DataSampler(n_patterns).sample(X, SEED).gates
+
+
+def convexnn_alpha(lam: float, n_outputs: int) -> float:
+    """convexnn's ``alpha`` for pyscnn's ``lam``: pyscnn averages the squared loss over
+    all ``n * n_outputs`` entries, convexnn over the ``n`` rows (module docstring)."""
+    return float(lam) * int(n_outputs)
 
 
 def program(X: np.ndarray, Y: np.ndarray, G: np.ndarray, alpha: float, relu: bool = False):
@@ -334,7 +345,8 @@ def run_pyscnn(Xa, Y, G, alpha, *, relu=False, max_iter=None, dtype="float32") -
 
 
 def pyscnn_objective_check(X, Y, alpha, result: dict, relu=False) -> dict:
-    """Evaluate convexnn's objective at pyscnn's solution (intercept 0).
+    """Evaluate convexnn's objective (``alpha``: convexnn's, :func:`convexnn_alpha`) at
+    pyscnn's solution (intercept 0).
 
     Returns convexnn's ``J`` there, pyscnn's own last logged objective, a dual lower
     bound for pyscnn's own program (no intercept: the dual drops ``1^T Theta = 0``,
@@ -362,6 +374,8 @@ def pyscnn_objective_check(X, Y, alpha, result: dict, relu=False) -> dict:
     own = result.get("own_objective_last")
     if own is not None:
         out["own_objective_last"] = own
+        # pyscnn's loss is a mean over all n c entries: its objective is ours over c
+        out["own_objective_in_convexnn_units"] = own * Y.shape[1]
     return out
 
 

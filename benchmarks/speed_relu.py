@@ -34,15 +34,16 @@ def bench_problem(p: B.Problem, quick: bool) -> dict:
     X, Y = B.load(p)
     G = B.gates(X, p.n_patterns)
     n, d = X.shape
+    alpha = B.convexnn_alpha(p.alpha, Y.shape[1])  # pyscnn's lam = p.alpha (see _bench.py)
     B.log(f"relu {p.name}: n={n} d={d} c={Y.shape[1]} P={G.shape[1]}: convexnn ...")
     max_iter = 2_000 if quick else 20_000
-    cx, times = B.repeat(lambda: B.solve_convexnn(X, Y, G, p.alpha, tol=TOL, max_iter=max_iter, relu=True),
+    cx, times = B.repeat(lambda: B.solve_convexnn(X, Y, G, alpha, tol=TOL, max_iter=max_iter, relu=True),
                          cheap_seconds=10.0, max_repeats=1 if quick else 3)
     B.log(f"  convexnn {cx['seconds']:.2f} s, J={cx['primal']:.8g}, rel gap {cx['relative_gap']:.2e}, "
           f"{cx['n_iter']} it, certified={cx['certified']}")
     record = {
         "shape": {"n_samples": n, "n_features": d, "n_outputs": Y.shape[1], "n_patterns": G.shape[1]},
-        "alpha": p.alpha, "tol": TOL,
+        "alpha": alpha, "pyscnn_lam": p.alpha, "tol": TOL,
         "convexnn": {**B.public(cx), "times": times, "max_iter": max_iter},
         "J_best": cx["primal"], "J_lower": cx["dual"],
     }
@@ -51,7 +52,7 @@ def bench_problem(p: B.Problem, quick: bool) -> dict:
         B.log(f"  pyscnn AL ({iters} iterations) ...")
         try:
             ps = B.run_pyscnn(augment(X), Y, G, p.alpha, relu=True, max_iter=iters)
-            check = B.pyscnn_objective_check(X, Y, p.alpha, ps, relu=True)
+            check = B.pyscnn_objective_check(X, Y, alpha, ps, relu=True)
             record["pyscnn"] = {**B.public(ps), **check, "max_primal_iters": iters,
                                 "rel_to_convexnn_lower": (check["J_after_projection"] - cx["dual"]) / abs(cx["dual"])}
             record["ratio_pyscnn_over_convexnn"] = ps["seconds"] / cx["seconds"]
