@@ -17,6 +17,7 @@ pytest.importorskip("cvxpy")
 
 from test_solvers_oracle import make_program, program_J, reference_optimum  # noqa: E402
 
+import convexnn.solvers as solvers  # noqa: E402
 from convexnn import ConvexMLPClassifier, ConvexMLPRegressor  # noqa: E402
 from convexnn.certificates import certify  # noqa: E402
 from convexnn.losses import LogisticLoss, SquaredLoss  # noqa: E402
@@ -161,10 +162,15 @@ def test_refuses_programs_it_does_not_solve():
 
 def test_auto_picks_the_barrier_only_where_it_applies(monkeypatch):
     y = np.random.default_rng(2).normal(size=(3000, 1))
-    # squared loss: the Gram matrix's barrier where there are no more coefficients
-    # (5 patterns x 3 inputs) than samples, the sample-space barrier where there are more
+    # squared loss: the Gram matrix's barrier (in either space: test_solver_gram_barrier),
+    # the sample-space dual barrier where neither of its matrices is allowed
     assert isinstance(make_solver("auto", program=_small(SquaredLoss(), y)), GramBarrier)
-    assert isinstance(make_solver("auto", program=_small(SquaredLoss(), y, n=12)), DualBarrier)
+    wide = _small(SquaredLoss(), y, n=12)  # 5 patterns x 3 inputs: more coefficients than samples
+    assert isinstance(make_solver("auto", program=wide), GramBarrier)
+    with monkeypatch.context() as m:
+        m.setattr(solvers, "AUTO_GRAM_MAX_SAMPLES", 11)
+        m.setattr(solvers, "AUTO_GRAM_MAX_VARIABLES", 14)
+        assert isinstance(make_solver("auto", program=wide), DualBarrier)
     # the cone-constrained programs: their own interior-point method up to its size, then FISTA
     assert isinstance(make_solver("auto", program=_small(SquaredLoss(), y, cone=True)), ConeBarrier)
     big_cone = _small(SquaredLoss(), y, cone=True, n=AUTO_CONE_BARRIER_MAX_SAMPLES + 1)

@@ -26,7 +26,7 @@ from convexnn.operators import ConeOperator, GatedOperator  # noqa: E402
 from convexnn.patterns import DataSampler  # noqa: E402
 from convexnn.penalties import ColumnGroupL2, NuclearNorm  # noqa: E402
 from convexnn.programs import ConvexProgram  # noqa: E402
-from convexnn.solvers import FISTA, DualBarrier, GramBarrier, make_solver  # noqa: E402
+from convexnn.solvers import FISTA, GramBarrier, make_solver  # noqa: E402
 
 
 
@@ -40,12 +40,54 @@ def tall_program(n=4000, d=3, P=30, c=1, seed=0, weights="random"):
     return ConvexProgram(SquaredLoss(), ColumnGroupL2(), op, Y, w / w.sum(), 1e-3)
 
 
+def assert_same_certified_optimum(program, first, second, tol_first, tol_second):
+    """Both solutions certify their tolerance, re-certified from their dual points, and
+    their objectives agree within the two gaps (each is within its own of the optimum)."""
+    certs = [
+        certify(program, s.coef, s.intercept, s.dual_points, activation="gated_relu", tol=t)
+        for s, t in ((first, tol_first), (second, tol_second))
+    ]
+    assert certs[0].relative_gap <= tol_first and certs[1].relative_gap <= tol_second
+    assert abs(certs[0].primal - certs[1].primal) <= certs[0].gap + certs[1].gap + 1e-15
+
+
 @pytest.mark.parametrize("seed", range(12))
 @pytest.mark.parametrize("family", ["reg1", "reg2"])
-def test_gram_barrier_matches_cvxpy_oracle(family, seed):
+@pytest.mark.parametrize("space", ["coefficients", "samples"])
+def test_gram_barrier_matches_cvxpy_oracle(family, seed, space):
     program = barrier_program(family, seed)  # squared loss, one group per block and output
     p_star, _ = reference_optimum(program)
-    assert_matches_oracle(program, GramBarrier().solve(program, tol=TOL, max_iter=200), p_star)
+    solver = GramBarrier(space=space)
+    assert solver.space_for(program) == space
+    assert_matches_oracle(program, solver.solve(program, tol=TOL, max_iter=200), p_star)
+
+
+@pytest.mark.parametrize("c", [1, 2])
+def test_both_spaces_certify_the_same_optimum_on_wide_data(c):
+    """Fewer samples than coefficients (P p = 300 > n = 150): ``auto`` factors the
+    ``n x n`` Woodbury matrix; the coefficient-space path is the independent check."""
+    program = tall_program(n=150, d=4, P=60, c=c)
+    assert program.operator.n_patterns * program.operator.n_inputs > 150
+    assert GramBarrier().space_for(program) == "samples"
+    wide = GramBarrier().solve(program, tol=1e-7, max_iter=100)
+    square = GramBarrier(space="coefficients").solve(program, tol=1e-7, max_iter=100)
+    assert_same_certified_optimum(program, wide, square, 1e-7, 1e-7)
+    assert wide.n_iter <= 40
+
+
+def test_space_is_checked_and_sample_space_refuses_many_samples():
+    program = tall_program(n=150, d=4, P=60)
+    with pytest.raises(ValueError, match="space must be"):
+        GramBarrier(space="dual").check(program)
+    with pytest.raises(ValueError, match="exceed max_samples=100"):
+        GramBarrier(space="samples", max_samples=100).check(program)
+    # too many samples for the n x n matrix: auto falls back to the coefficients
+    assert GramBarrier(max_samples=100).space_for(program) == "coefficients"
+    # more samples than coefficients, but too many coefficients for their matrix
+    tall = tall_program(n=400, d=4, P=60)
+    assert GramBarrier().space_for(tall) == "coefficients"
+    assert GramBarrier(max_variables=299).space_for(tall) == "samples"
+    GramBarrier(max_variables=299).check(tall)  # and it solves it (test above: same optimum)
 
 
 @pytest.mark.parametrize("c", [1, 2])
@@ -53,13 +95,7 @@ def test_gram_barrier_and_fista_certify_the_same_optimum(c):
     program = tall_program(c=c)
     fast = GramBarrier().solve(program, tol=1e-7, max_iter=100)
     plain = FISTA().solve(program, tol=1e-6, max_iter=100_000)
-    certs = [
-        certify(program, s.coef, s.intercept, s.dual_points, activation="gated_relu", tol=1e-6)
-        for s in (fast, plain)
-    ]
-    assert certs[0].relative_gap <= 1e-7 and certs[1].relative_gap <= 1e-6
-    # each primal is within its own gap of the optimum, so they are within both gaps
-    assert abs(certs[0].primal - certs[1].primal) <= certs[0].gap + certs[1].gap + 1e-15
+    assert_same_certified_optimum(program, fast, plain, 1e-7, 1e-6)
     assert fast.n_iter <= 30
     # the pruned interior point keeps the optimum's neurons, not a dust of tiny blocks
     norms = np.linalg.norm(fast.coef, axis=1)
@@ -104,10 +140,10 @@ def test_refuses_programs_it_does_not_solve():
             LogisticLoss(), ColumnGroupL2(), op, (base.Y > 0).astype(float), base.sample_weight, 1e-3),
         "NuclearNorm": ConvexProgram(SquaredLoss(), NuclearNorm(), op, np.c_[base.Y, base.Y],
                                      base.sample_weight, 1e-3),
-        "exceed max_variables=10": base,
+        "exceed max_variables=10 and 300 samples exceed max_samples=100": base,
     }
     for expected, program in cases.items():
-        solver = GramBarrier(max_variables=10)
+        solver = GramBarrier(max_variables=10, max_samples=100)  # neither matrix allowed
         with pytest.raises(ValueError, match=expected):
             solver.check(program)
         with pytest.raises(ValueError, match="solver='fista'"):
@@ -132,18 +168,27 @@ def test_runs_on_the_torch_operator():
     np.testing.assert_allclose(b.coef, a.coef, rtol=1e-7, atol=1e-10)
 
 
-def test_auto_picks_it_for_tall_programs(monkeypatch):
-    # more coefficients (30 patterns x 4 inputs) than samples: the sample-space barrier
-    wide = tall_program(n=100)
-    assert isinstance(make_solver("auto", program=wide), DualBarrier)
-    small = tall_program(n=solvers.AUTO_BARRIER_MAX_SAMPLES["squared"])
-    assert isinstance(make_solver("auto", program=small), GramBarrier)
+def test_auto_picks_it_for_the_squared_loss(monkeypatch):
+    def picked(program):
+        solver = make_solver("auto", program=program)
+        return type(solver).__name__, getattr(solver, "space_for", lambda _: None)(program)
+
+    # twice as many coefficients (60 patterns x 5 inputs) as samples: Woodbury's n x n
+    # systems; a few more coefficients than samples (30 x 4 vs 100): the float32 matrix,
+    # still the cheaper factorisation (space_for's flop counts)
+    assert picked(tall_program(n=150, d=4, P=60)) == ("GramBarrier", "samples")
+    assert picked(tall_program(n=100)) == ("GramBarrier", "coefficients")
     big = tall_program(n=solvers.AUTO_BARRIER_MAX_SAMPLES["squared"] + 1)
-    assert isinstance(make_solver("auto", program=big), GramBarrier)
+    assert picked(big) == ("GramBarrier", "coefficients")
     assert isinstance(make_solver("auto", program=big, tol=1e-9), FISTA)  # below the reliable tol
     coefficients = big.operator.n_patterns * big.operator.n_inputs
     monkeypatch.setattr(solvers, "AUTO_GRAM_MAX_VARIABLES", coefficients - 1)
-    assert isinstance(make_solver("auto", program=big), FISTA)  # its dense matrix too large
+    # its dense matrix too large, and too many samples for the n x n one
+    monkeypatch.setattr(solvers, "AUTO_GRAM_MAX_SAMPLES", big.operator.n_samples - 1)
+    assert picked(big) == ("FISTA", None)
+    # ... with the n x n one allowed again, Woodbury's systems (though n > P p)
+    monkeypatch.setattr(solvers, "AUTO_GRAM_MAX_SAMPLES", big.operator.n_samples)
+    assert picked(big) == ("GramBarrier", "samples")
 
 
 def test_prune_blocks_keeps_the_lowest_objective_prefix():

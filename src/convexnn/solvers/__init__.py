@@ -25,6 +25,7 @@ __all__ = [
     "AUTO_BARRIER_MAX_SAMPLES",
     "AUTO_BARRIER_MIN_TOL",
     "AUTO_GRAM_MAX_VARIABLES",
+    "AUTO_GRAM_MAX_SAMPLES",
     "AUTO_CONE_BARRIER_MAX_SAMPLES",
     "AUTO_CONE_BARRIER_MAX_ENTRIES",
     "SOLVERS",
@@ -39,24 +40,35 @@ SOLVERS: dict[str, type[Solver]] = {
     "cvxpy": CvxpySolver,
 }
 
-#: ``"auto"`` uses :class:`DualBarrier` up to this many samples (squared loss, logistic
-#: loss); measured side by side with FISTA at the estimator defaults in
+#: ``"auto"`` uses :class:`DualBarrier` up to this many samples (squared loss, where
+#: :class:`GramBarrier` does not apply, e.g. on device operators; logistic loss); measured side by side with FISTA at the estimator defaults in
 #: ``benchmarks/solver_choice.py`` (``benchmarks/results/solver_choice.md``): squared loss,
 #: the barrier is 1.3-11x faster up to 2000 samples; logistic loss, 1.3-2x faster at 500
 #: samples and 0.7-0.9x at 1000 (its Newton steps cost O(n^2 P + n^3)).
 AUTO_BARRIER_MAX_SAMPLES = {"squared": 2000, "other": 600}
-#: ``"auto"`` uses :class:`GramBarrier` for the gated program with the squared loss
-#: while it has at most this many coefficients ``P (d + 1)`` per output (its steps
-#: factor a dense matrix of that order), in preference to :class:`DualBarrier` where
-#: there are no more coefficients than samples, and beyond the latter's sample limit.
-#: Measured (``benchmarks/results/solver_choice.md``, estimator defaults, protein, 2000
-#: coefficients): 0.42 s vs DualBarrier 2.95 s vs FISTA 4.6 s at 2000 rows, 0.37 vs 0.46
-#: vs 2.9 s at 1000 rows, and 0.41 vs 0.10 s at 500 rows (more coefficients than rows:
-#: DualBarrier); 1.2 s vs FISTA 29 s at 20000 rows. On the issue-3 goal-1 programs
+#: ``"auto"`` lets :class:`GramBarrier` factor its Newton systems in coefficient space
+#: (the gated program with the squared loss) while it has at most this many
+#: coefficients ``P (d + 1)`` per output (its steps factor a dense matrix of that
+#: order); which space it uses where both fit, :meth:`GramBarrier.space_for`. Measured (``benchmarks/results/solver_choice.md``, estimator defaults, protein, 2000
+#: coefficients, tol 1e-3): 0.43 s vs DualBarrier 2.92 s vs FISTA 4.1 s at 2000 rows;
+#: 1.4 s vs FISTA 29 s at 20000 rows; at 500 rows (more coefficients than rows) 0.46 s,
+#: where the sample-space steps take 0.06 s and DualBarrier 0.12 s. On the issue-3 goal-1 programs
 #: ``pmlb_magic`` (19020 x 10, P = 500: 5500 coefficients) and ``uci_protein`` (45730 x
 #: 9: 5000) it certifies 1e-4 in 6 steps, 11 s and 13 s on one thread (Gram matrix
 #: 4-5 s, one factorisation ~1 s per step), where FISTA needs ~16000 iterations.
 AUTO_GRAM_MAX_VARIABLES = 6000
+#: ``"auto"`` lets :class:`GramBarrier` factor its Newton systems in sample space
+#: (``space="samples"``: Woodbury's identity, an ``n x n`` float64 system per step, for
+#: programs with more coefficients ``P (d + 1)`` than samples) up to this many samples,
+#: in preference to :class:`DualBarrier` and FISTA. Measured side by side in one run at
+#: the estimator defaults (``benchmarks/results/solver_choice.md``, column
+#: gram_samples; tol 1e-3): uci_pol (P (d+1) = 5400) 0.08 / 0.24 / 1.11 s at 500 / 1000 /
+#: 2000 rows vs DualBarrier 0.14 / 0.48 / 3.09 s and FISTA 0.91 / 1.49 / 2.87 s; at 5000
+#: rows 10.5 s vs FISTA 6.7 s (its n^3 factorisation), hence the limit between. On
+#: issue 3's goal-1 programs (P = 500): breast_cancer 0.34 s (9 steps, gap 1.1e-5) vs
+#: DualBarrier 0.30 s (29 steps, 3.7e-5), digits (1797 x 64, 10 outputs) 21.2 s (9
+#: steps per output, 1.9e-5) vs 28.2 s (29, 3.8e-5).
+AUTO_GRAM_MAX_SAMPLES = 4000
 #: ``"auto"`` uses :class:`ConeBarrier` for the cone-constrained programs (ReLU, leaky
 #: ReLU, abs) with the squared loss up to this many samples; measured at the
 #: ConvexMLPRegressor defaults against FISTA (README, "Solver choice"): diabetes (442 x
@@ -76,13 +88,15 @@ AUTO_BARRIER_MIN_TOL = 1e-8
 def make_solver(spec, cone: bool | None = None, program=None, tol: float | None = None) -> Solver:
     """Turn the estimators' ``solver`` parameter into a :class:`Solver`.
 
-    ``"auto"`` picks, for the gated program (given ``program``), the sample-space
-    interior-point method :class:`DualBarrier` when it handles the program and
-    ``n_samples`` is at most :data:`AUTO_BARRIER_MAX_SAMPLES` (squared loss: 2000,
-    logistic loss: 600); with the squared loss, the coefficient-space interior-point
-    method :class:`GramBarrier` instead where ``P (d + 1)`` is at most ``n_samples``,
-    and beyond the sample limit, while ``P (d + 1)`` is at most
-    :data:`AUTO_GRAM_MAX_VARIABLES`; for the cone-constrained programs with the squared loss, the
+    ``"auto"`` picks, for the gated program (given ``program``) with the squared loss,
+    the interior-point method :class:`GramBarrier` while its Newton systems fit in
+    coefficient space (``P (d + 1)`` at most :data:`AUTO_GRAM_MAX_VARIABLES`) or in
+    sample space (``n_samples`` at most :data:`AUTO_GRAM_MAX_SAMPLES`), in whichever
+    is cheaper (:meth:`GramBarrier.space_for`); otherwise (other losses, or where
+    neither fits) the sample-space interior-point method :class:`DualBarrier` when it
+    handles the program and ``n_samples`` is at most :data:`AUTO_BARRIER_MAX_SAMPLES`
+    (logistic loss: 600);
+    for the cone-constrained programs with the squared loss, the
     interior-point method :class:`ConeBarrier` up to
     :data:`AUTO_CONE_BARRIER_MAX_SAMPLES` samples (and step arrays within
     :data:`AUTO_CONE_BARRIER_MAX_ENTRIES`); otherwise FISTA, which solves every program (for the ReLU
@@ -104,17 +118,14 @@ def make_solver(spec, cone: bool | None = None, program=None, tol: float | None 
                 return cone
         if program is not None and not program.has_cone and not tight:
             barrier = DualBarrier()
-            gram = GramBarrier(max_variables=AUTO_GRAM_MAX_VARIABLES)
-            kind = "squared" if isinstance(program.loss, SquaredLoss) else "other"
-            n = int((program.sample_weight > 0).sum())
-            coefficients = program.operator.n_patterns * program.operator.n_inputs
-            # no more coefficients than samples: the Gram matrix's steps are the cheaper
-            if coefficients <= n and gram.supports(program) is None:
-                return gram
-            if n <= AUTO_BARRIER_MAX_SAMPLES[kind] and barrier.supports(program) is None:
-                return barrier
+            # squared loss: its Newton systems in whichever space is cheaper
+            gram = GramBarrier(max_variables=AUTO_GRAM_MAX_VARIABLES, max_samples=AUTO_GRAM_MAX_SAMPLES)
             if gram.supports(program) is None:
                 return gram
+            kind = "squared" if isinstance(program.loss, SquaredLoss) else "other"
+            n = int((program.sample_weight > 0).sum())
+            if n <= AUTO_BARRIER_MAX_SAMPLES[kind] and barrier.supports(program) is None:
+                return barrier
         return FISTA()
     if spec == "barrier" and program is not None and program.has_cone:
         # the interior-point method of the cone-constrained programs

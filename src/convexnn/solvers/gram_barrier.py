@@ -37,12 +37,27 @@ Nesterov-Todd scaled (:func:`~convexnn.solvers._soc._nt_scaling`). Eliminating
 
 one dense symmetric positive definite system per step (two solves with its factor).
 
+**Two ways to factor it.** ``space="coefficients"`` adds the blocks to :math:`H` and
+factors the ``P p x P p`` matrix. ``space="samples"`` never forms :math:`H`: with
+:math:`H = A^\top R R^\top A`, :math:`R = C^\top W^{1/2}` and :math:`B` the block
+diagonal above, Woodbury's identity gives
+:math:`(B + H)^{-1} = B^{-1} - B^{-1} A^\top R\, N^{-1} R^\top A B^{-1}` with the
+``n x n`` matrix :math:`N = I + R^\top A B^{-1} A^\top R`, which two ``n x P x n``
+products form (:meth:`GramBarrier._sample_system`). That is the cheaper one where
+``n`` is well below ``P p`` (more coefficients than samples: breast_cancer or digits
+with 500 patterns), and it is what lets wide programs (``P p`` beyond
+``max_variables``) take these steps at all. ``space="auto"`` picks the cheaper of the
+two by their flop counts (:meth:`GramBarrier.space_for`).
+
 **Precision.** :math:`H` is float32, so it only shapes the steps: the gradient
 :math:`Hu - b = A^\top C^\top W C (A u - y)` in the KKT residuals and every certificate
 come from the exact float64 products of the operator (two per step), and once the gap
 is within ``100 * tol`` each solve is refined once with those exact products. The
 iterates therefore converge to the optimum of the true program, not of its rounded Gram
-matrix.
+matrix. The sample-space matrix :math:`N` is float64 and every one of its solves is
+refined (up to three times): late in the path :math:`B^{-1}` has entries of order
+:math:`1/\mu` that Woodbury's subtraction cancels, and in float32 the solves lost all
+their digits (measured: relative errors 0.3-0.6, steps that stall at gaps of 1e-3).
 
 **Certificates.** Every iterate ``u`` is a network; its objective is exact. The dual
 point is the loss gradient :math:`\theta = W C (A u - y)` scaled onto the dual feasible
@@ -56,8 +71,9 @@ Scope: the gated program with the squared loss, one group per block and output
 (:class:`~convexnn.penalties.ColumnGroupL2`), data in memory or streamed, on the numpy
 operator, with at most ``max_variables`` coefficients ``P p`` per output (the dense
 matrix has ``(P p)^2`` entries: 8000 coefficients are 256 MB in float32 and a ~3 s
-factorisation). Several outputs share :math:`H` and are separate problems, solved in
-lock-step.
+factorisation) or at most ``max_samples`` samples (the ``n x n`` float64 matrix: 5000
+samples are 200 MB). Several outputs share the data and are separate problems, solved
+in lock-step.
 """
 
 from __future__ import annotations
@@ -77,16 +93,26 @@ __all__ = ["GramBarrier"]
 class GramBarrier(Solver):
     """Primal-dual interior-point method for the gated program on its Gram matrix.
 
-    For the gated program with the squared loss where ``n_samples`` is much larger than
-    the number of coefficients ``P (d + 1)`` per output (see the module docstring).
+    For the gated program with the squared loss: its Newton systems are factored in
+    coefficient space (``P (d + 1)`` unknowns per output; where ``n_samples`` is much
+    larger) or, by Woodbury's identity, in sample space (``n_samples`` unknowns; where
+    there are more coefficients than samples). See the module docstring.
 
     Parameters
     ----------
     max_variables : int, default=8000
-        Largest ``P (d + 1)`` accepted: each step factors a dense matrix of that order
-        (``max_variables**2`` float32 entries are kept, plus one float32 copy per step).
+        Largest ``P (d + 1)`` accepted in coefficient space: each step factors a dense
+        matrix of that order (``max_variables**2`` float32 entries are kept, plus one
+        float32 copy per step).
     step_fraction : float, default=0.99
         Fraction of the step to the boundary of the cones that is taken.
+    space : {"auto", "coefficients", "samples"}, default="auto"
+        Where the Newton systems are factored (:meth:`space_for`): ``"auto"`` takes the
+        cheaper step of the spaces within ``max_variables`` and ``max_samples`` (sample
+        space where there are clearly more coefficients than samples).
+    max_samples : int, default=5000
+        Largest ``n_samples`` accepted in sample space: each step forms and factors an
+        ``n x n`` float64 matrix (about ``2 n^2 P`` multiply-adds and ``n^3 / 3``).
 
     Notes
     -----
@@ -102,11 +128,40 @@ class GramBarrier(Solver):
     handles_cone = False
     alternatives = "solver='fista'"
 
-    def __init__(self, max_variables: int = 8000, step_fraction: float = 0.99):
+    def __init__(self, max_variables: int = 8000, step_fraction: float = 0.99, space: str = "auto",
+                 max_samples: int = 5000):
         self.max_variables = max_variables
         self.step_fraction = step_fraction
+        self.space = space
+        self.max_samples = max_samples
 
     # -- what it handles -------------------------------------------------------------
+    def space_for(self, program: ConvexProgram) -> str:
+        r"""``"coefficients"`` or ``"samples"``: where the Newton systems are factored.
+
+        ``"auto"`` takes the cheaper step among the spaces within ``max_variables`` and
+        ``max_samples``. Per step, in float32 multiply-adds (float64 ones count
+        twice): coefficient space factors the ``m x m`` float32 matrix, :math:`m^3/3`
+        (plus its Gram matrix, :math:`n m^2/2` once, spread over a typical 8 steps);
+        sample space forms the ``n x n`` float64 matrix with two ``n x P x n``
+        products and factors it, :math:`2 (2 n^2 P + n^3/3)`. Measured at the
+        estimator defaults (``benchmarks/results/solver_choice.md``, P = 200): uci_pol
+        (m = 5400) samples 1.1 s vs coefficients 5.8 s at n = 2000, 14.8 vs 7.4 s at
+        n = 5000; uci_protein (m = 2000) 0.18 vs 0.36 s at n = 1000, 0.95 vs 0.43 s at
+        n = 2000 -- the side this model picks in each case.
+        """
+        if self.space != "auto":
+            return self.space
+        op = program.operator
+        m, n, P = op.n_patterns * op.n_inputs, op.n_samples, op.n_patterns
+        if n > self.max_samples or not hasattr(op, "weighted_gram"):
+            return "coefficients"
+        if m > self.max_variables or not hasattr(op, "block_gram"):
+            return "samples"
+        samples_cost = 2.0 * (2.0 * n * n * P + n**3 / 3.0)
+        coefficients_cost = m**3 / 3.0 + n * m * m / 16.0
+        return "samples" if samples_cost < coefficients_cost else "coefficients"
+
     def supports(self, program: ConvexProgram) -> str | None:
         """``None`` if this solver handles ``program``, else the reason it does not."""
         if program.has_cone:
@@ -117,14 +172,23 @@ class GramBarrier(Solver):
         if reason is not None:
             return reason
         op = program.operator
+        m = op.n_patterns * op.n_inputs
+        if self.space_for(program) == "samples":
+            if not hasattr(op, "weighted_gram"):
+                return f"the {type(op).__name__} has no weighted_gram (use the numpy operator, device=None)"
+            if op.n_samples > self.max_samples:
+                return (
+                    f"{op.n_samples} samples exceed max_samples={self.max_samples} (each step factors "
+                    "an n_samples x n_samples matrix)"
+                )
+            return None
         if not hasattr(op, "block_gram"):
             return f"the {type(op).__name__} has no Gram matrix (use the numpy operator, device=None)"
-        m = op.n_patterns * op.n_inputs
         if m > self.max_variables:
             return (
                 f"{op.n_patterns} patterns x {op.n_inputs} inputs = {m} coefficients per output "
-                f"exceed max_variables={self.max_variables} (each step factors a dense matrix of "
-                "that order)"
+                f"exceed max_variables={self.max_variables} and {op.n_samples} samples exceed "
+                f"max_samples={self.max_samples} (each step factors a dense matrix of that order)"
             )
         return None
 
@@ -132,6 +196,8 @@ class GramBarrier(Solver):
         super().check(program)
         if not 0.0 < self.step_fraction < 1.0:
             raise ValueError(f"step_fraction must be in (0, 1), got {self.step_fraction!r}.")
+        if self.space not in ("auto", "coefficients", "samples"):
+            raise ValueError(f"space must be 'auto', 'coefficients' or 'samples', got {self.space!r}.")
 
     # -- the solve ---------------------------------------------------------------------
     def solve(self, program, *, tol, max_iter, init=None, verbose=0):
@@ -142,7 +208,6 @@ class GramBarrier(Solver):
     def _solve(self, program, *, tol, max_iter, init, verbose):
         op, alpha = program.operator, float(program.alpha)
         P, p, c = op.n_patterns, op.n_inputs, program.n_outputs
-        m = P * p
         loss = program.loss
         w = np.asarray(program.sample_weight, dtype=float)
         w = w / w.sum()
@@ -217,7 +282,9 @@ class GramBarrier(Solver):
 
         it = 0
         curve: list[float] = []
-        H = None
+        system = None
+        space = self.space_for(program)
+        refinements = 3 if space == "samples" else 1
         while True:
             V = X[:, :, 1:].transpose(1, 2, 0)  # (P, p, c)
             primal, dual, Theta, grad = evaluate(V)
@@ -228,19 +295,22 @@ class GramBarrier(Solver):
                 curve.append(float(primal.sum()))
             if done.all() or total - total_dual <= tol * abs(total) or it >= max_iter:
                 break
-            if H is None:
-                # the Newton matrices' data part, formed once in float32 (after the first
-                # report: at tens of thousands of rows this takes seconds)
-                H = op.block_gram(w, single=True)
-                s = op.rmatvec(w[:, None]).reshape(m).astype(np.float32)
-                H -= np.outer(s, s)  # H = A^T W A - s s^T: the centred (intercept-free) Gram
-                del s
+            if system is None:
+                # after the first report: at tens of thousands of rows the Gram matrix
+                # takes seconds to form
+                system = (self._coefficient_system(op, w) if space == "coefficients"
+                          else self._sample_system(op, w))
             it += 1
             for j in np.flatnonzero(~done):
-                refine = best_primal[j] - best_dual[j] <= 100.0 * tol * abs(best_primal[j])
-                moved = self._step(X[j], Z[j], grad[:, :, j], H, alpha, exact_hessian if refine else None)
+                # Woodbury's subtraction loses digits as the barrier sharpens, so the
+                # sample-space solves are always refined (each pass: four cheap operator
+                # products); the coefficient-space ones once, near the end
+                refine = (space == "samples"
+                          or best_primal[j] - best_dual[j] <= 100.0 * tol * abs(best_primal[j]))
+                moved = self._step(X[j], Z[j], grad[:, :, j], system, alpha,
+                                   exact_hessian if refine else None, refinements)
                 if not moved and not refine:  # the float32 matrix alone did not move it
-                    moved = self._step(X[j], Z[j], grad[:, :, j], H, alpha, exact_hessian)
+                    moved = self._step(X[j], Z[j], grad[:, :, j], system, alpha, exact_hessian)
                 if not moved:
                     done[j] = True
         progress.close()
@@ -257,13 +327,13 @@ class GramBarrier(Solver):
         return Solution(best_V, self._intercept(op, best_V, Y, w), [DualPoint(best_Theta)], it, curve, history)
 
     # -- one predictor-corrector step --------------------------------------------------
-    def _step(self, x, z, grad, H, alpha, exact_hessian) -> bool:
+    def _step(self, x, z, grad, system, alpha, exact_hessian, refinements=1) -> bool:
         r"""One Mehrotra predictor-corrector step on the blocks ``x = (t, u)`` and their
         multipliers ``z`` (both ``(P, p + 1)``, updated in place); ``False`` if it could
-        not move. ``grad`` is the exact :math:`Hu - b` at ``u``; ``exact_hessian``, if
-        given, refines each solve once with exact products."""
-        P, q = x.shape
-        p = q - 1
+        not move. ``grad`` is the exact :math:`Hu - b` at ``u``; ``system(blocks, Winv)``
+        factors :math:`H + \operatorname{blkdiag}(blocks)` (:meth:`_coefficient_system`,
+        :meth:`_sample_system`) and returns its solve, or ``None``; ``exact_hessian``, if
+        given, refines each solve with exact products (at most ``refinements`` times)."""
         r_u = grad - z[:, 1:]  # stationarity in u: H u - b - zbar
         r_t = alpha - z[:, 0]  # stationarity in t: alpha - z0
         W, Winv = _nt_scaling(x, z)
@@ -272,24 +342,20 @@ class GramBarrier(Solver):
         Dtt = D[:, 0, 0]
         Dut = D[:, 1:, 0]
         blocks = D[:, 1:, 1:] - Dut[:, :, None] * Dut[:, None, :] / Dtt[:, None, None]
-        N = H.copy()
-        Nv = N.reshape(P, p, P, p)
-        k = np.arange(P)
-        Nv[k, :, k, :] += blocks.astype(N.dtype)
-        try:
-            factor = cho_factor(N, lower=False, overwrite_a=True, check_finite=False)
-        except LinAlgError:
+        solve = system(blocks, Winv)
+        if solve is None:
             return False
-        del N, Nv
+        if exact_hessian is not None:
+            plain = solve
 
-        def solve(rhs):
-            du = cho_solve(factor, rhs.reshape(-1).astype(np.float32), check_finite=False)
-            du = du.astype(float).reshape(P, p)
-            if exact_hessian is not None:  # one step of refinement with exact products
-                resid = rhs - exact_hessian(du) - _bmv(blocks, du)
-                du = du + cho_solve(factor, resid.reshape(-1).astype(np.float32),
-                                    check_finite=False).astype(float).reshape(P, p)
-            return du
+            def solve(rhs):  # iterative refinement with exact (float64) products
+                du = plain(rhs)
+                for _ in range(refinements):
+                    resid = rhs - exact_hessian(du) - _bmv(blocks, du)
+                    if np.linalg.norm(resid) <= 1e-12 * np.linalg.norm(rhs):
+                        break
+                    du = du + plain(resid)
+                return du
 
         def direction(target, corr):
             # complementarity rows, scaled: W dx + W^{-1} dz = lt \ (target e - lt o lt - corr)
@@ -306,7 +372,7 @@ class GramBarrier(Solver):
             return dx, dz
 
         comp = float(np.einsum("kq,kq->", x, z))
-        mu = comp / P  # one cone of degree 1 per block
+        mu = comp / x.shape[0]  # one cone of degree 1 per block
         dx, dz = direction(0.0, 0.0)
         a_aff = min(1.0, _soc_step(x, dx), _soc_step(z, dz))
         comp_aff = float(np.einsum("kq,kq->", x + a_aff * dx, z + a_aff * dz))
@@ -324,6 +390,104 @@ class GramBarrier(Solver):
         x += step * dx
         z += step * dz
         return step > 1e-12
+
+    # -- the Newton systems ---------------------------------------------------------------
+    @staticmethod
+    def _coefficient_system(op, w):
+        r"""Factor :math:`H + \operatorname{blkdiag}(B_k)` in coefficient space.
+
+        :math:`H = A^\top C^\top W C A` is formed once in float32
+        (:meth:`~convexnn.operators.GatedOperator.block_gram`); every call adds the blocks
+        to a copy and factors the ``P p x P p`` matrix (float32 Cholesky).
+        """
+        P, p = op.n_patterns, op.n_inputs
+        H = op.block_gram(w, single=True)
+        s = op.rmatvec(w[:, None]).reshape(P * p).astype(np.float32)
+        H -= np.outer(s, s)  # H = A^T W A - s s^T: the centred (intercept-free) Gram
+        del s
+        k = np.arange(P)
+
+        def system(blocks, Winv):
+            N = H.copy()
+            N.reshape(P, p, P, p)[k, :, k, :] += blocks.astype(N.dtype)
+            try:
+                factor = cho_factor(N, lower=False, overwrite_a=True, check_finite=False)
+            except LinAlgError:
+                return None
+
+            def solve(rhs):
+                du = cho_solve(factor, rhs.reshape(-1).astype(np.float32), check_finite=False)
+                return du.astype(float).reshape(P, p)
+
+            return solve
+
+        return system
+
+    @staticmethod
+    def _sample_system(op, w):
+        r"""Factor :math:`H + \operatorname{blkdiag}(B_k)` through an ``n x n`` matrix.
+
+        Where ``P p`` exceeds ``n``, Woodbury's identity with :math:`H = A^\top R R^\top A`,
+        :math:`R = C^\top W^{1/2}`, gives
+
+        .. math::
+
+            (B + H)^{-1} = B^{-1} - B^{-1} A^\top R\, N^{-1} R^\top A B^{-1},
+            \qquad N = I + R^\top K R,\quad K = A B^{-1} A^\top .
+
+        :math:`B_k^{-1}` is the ``u`` block of :math:`W_k^{-2}` (the inverse of a Schur
+        complement is a block of the inverse), which for the second-order cone is
+        :math:`a_k I + b_k q_k q_k^\top` with :math:`q_k` along the ``u`` part of
+        :math:`W_k^{-1} e_0`. Hence :math:`K = (X_a X_a^\top) \circ (M \operatorname{diag}(a)
+        M^\top) + Q Q^\top`, :math:`Q_{:k} = \sqrt{b_k} D_k X_a q_k`
+        (:meth:`~convexnn.operators.GatedOperator.weighted_gram`): two ``n x P x n``
+        float64 products and an ``n x n`` Cholesky per step, never ``P p``-sized ones.
+        Each solve costs two operator products (float64).
+        """
+        from ..operators import _symmetric_square
+
+        p = op.n_inputs
+        sw = np.sqrt(w)
+
+        def system(blocks, Winv):
+            F = np.matmul(Winv, Winv)[:, 1:, 1:]  # B_k^{-1}
+            q = Winv[:, 1:, 0].copy()
+            norm = np.linalg.norm(q, axis=1)
+            q[norm > 0] /= norm[norm > 0, None]
+            q[norm == 0, 0] = 1.0  # then b_k = 0 and any unit vector will do
+            qFq = np.einsum("kp,kpr,kr->k", q, F, q)
+            a = np.maximum((np.trace(F, axis1=1, axis2=2) - qFq) / max(p - 1, 1), 0.0)
+            b = np.maximum(qFq - a, 0.0)
+            # float64 throughout: late in the path B^{-1}'s entries reach 1 / mu and the
+            # subtraction in Woodbury's identity cancels them; in float32 the solves lose
+            # all digits (measured: relative error 0.3-0.6 against a dense float64 solve,
+            # steps that stall, gaps stuck at 1e-3), in float64 the iterates match the
+            # coefficient-space path's
+            K = op.weighted_gram(a)
+            K += _symmetric_square(op.block_images(np.sqrt(b)[:, None] * q))
+            Kw = K @ w
+            K -= Kw[:, None] + Kw[None, :]
+            K += float(w @ Kw)  # C K C^T
+            K *= sw[:, None] * sw[None, :]
+            K[np.diag_indices_from(K)] += 1.0
+            try:
+                factor = cho_factor(K, lower=True, overwrite_a=True, check_finite=False)
+            except LinAlgError:
+                return None
+
+            def inverse_blocks(r):
+                return a[:, None] * r + b[:, None] * np.einsum("kp,kp->k", q, r)[:, None] * q
+
+            def solve(rhs):
+                y = inverse_blocks(rhs)
+                v = op.matvec(y[:, :, None])[:, 0]
+                t = sw * cho_solve(factor, sw * (v - w @ v), check_finite=False)
+                t -= w * t.sum()  # C^T W^{1/2} x
+                return y - inverse_blocks(op.rmatvec(t[:, None])[:, :, 0])
+
+            return solve
+
+        return system
 
     # -- helpers -------------------------------------------------------------------------
     @staticmethod
