@@ -152,16 +152,18 @@ def test_refuses_programs_it_does_not_solve():
         GramBarrier(step_fraction=1.0).check(base)
 
 
-def test_runs_on_the_torch_operator():
-    """A device operator keeps the host arrays (the Gram matrix is formed from them) and
-    gives the exact products: the same steps and optimum as the numpy operator."""
+@pytest.mark.parametrize("space, shape", [("coefficients", dict(n=2500)), ("samples", dict(n=150, d=4, P=60))])
+def test_runs_on_the_torch_operator(space, shape):
+    """A device operator keeps the host arrays (the Gram matrices are formed from them)
+    and gives the exact products: the same steps and optimum as the numpy operator."""
     pytest.importorskip("torch")
     from convexnn.devices import TorchGatedOperator
 
-    base = tall_program(n=2500)
+    base = tall_program(**shape)
     op = TorchGatedOperator(base.operator.Xa[:, :-1], base.operator.gates, "cpu", "float32")
     program = ConvexProgram(SquaredLoss(), ColumnGroupL2(), op, base.Y, base.sample_weight, base.alpha)
-    assert isinstance(make_solver("auto", program=program), GramBarrier)
+    solver = make_solver("auto", program=program)
+    assert isinstance(solver, GramBarrier) and solver.space_for(program) == space
     a = GramBarrier().solve(base, tol=1e-8, max_iter=100)
     b = GramBarrier().solve(program, tol=1e-8, max_iter=100)
     assert a.n_iter == b.n_iter
@@ -250,3 +252,27 @@ def test_regressor_auto_fits_tall_data_with_it():
     assert abs(a.primal - b.primal) <= a.gap + b.gap + 1e-15
     assert fast.n_iter_ <= 30  # interior-point steps (FISTA: thousands of iterations here)
     np.testing.assert_allclose(fast.predict(X), plain.predict(X), atol=5e-3)  # seen: 3e-4
+
+
+def test_regressor_auto_fits_wide_data_with_it(monkeypatch):
+    """The estimator path on wide data (200 patterns x 21 inputs, 300 rows): 'auto'
+    takes GramBarrier's sample-space steps and agrees with the dual barrier (an
+    independent interior-point method on the dual) within both certified gaps."""
+    from convexnn import ConvexMLPRegressor
+
+    factored = []
+    sample_system = GramBarrier._sample_system
+    monkeypatch.setattr(GramBarrier, "_sample_system",
+                        staticmethod(lambda op, w: factored.append(op.n_samples) or sample_system(op, w)))
+    rng = np.random.default_rng(5)
+    X = rng.normal(size=(300, 20))
+    y = np.tanh(X[:, 0] - X[:, 1]) + 0.5 * X[:, 2] ** 2 + 0.1 * rng.normal(size=300)
+    fast = ConvexMLPRegressor("gated_relu", n_patterns=200, tol=1e-6, random_state=0).fit(X, y)
+    assert fast.certificate_.converged and fast.certificate_.relative_gap <= 1e-6
+    assert factored == [300]  # the n x n systems were the ones factored
+    other = ConvexMLPRegressor("gated_relu", n_patterns=200, tol=1e-6, solver="barrier",
+                               random_state=0).fit(X, y)
+    a, b = fast.certificate_, other.certificate_
+    assert b.converged and abs(a.primal - b.primal) <= a.gap + b.gap + 1e-15
+    assert fast.n_iter_ < other.n_iter_  # Newton steps: primal-dual vs the dual's barrier path
+    np.testing.assert_allclose(fast.predict(X), other.predict(X), atol=1e-3)  # seen: 6e-5
