@@ -142,9 +142,13 @@ def main() -> None:
     ]
     env = next((r.get("environment") for g in recs.values() for r in g.values() if r.get("environment")), None)
     if env:
-        md += [f"Environment: convexnn {env.get('convexnn')} (git {env.get('git_commit')}), pyscnn {env.get('pyscnn')}, "
+        md += [f"Environment: convexnn {env.get('convexnn')}, pyscnn {env.get('pyscnn')}, "
                f"numpy {env.get('numpy')}, Python {env.get('python')}, {env.get('cpu_count')} CPUs, "
-               f"OPENBLAS_NUM_THREADS={env.get('OPENBLAS_NUM_THREADS')}.", ""]
+               f"OPENBLAS_NUM_THREADS={env.get('OPENBLAS_NUM_THREADS')}. The records were run at different "
+               "times and commits (each file keeps its own):", ""]
+        md += [f"- {kind}/{name}: {r['environment'].get('date')}, git {r['environment'].get('git_commit')}"
+               for kind, g in recs.items() for name, r in g.items() if r.get("environment")]
+        md += [""]
     md += ["## Goal 1 — gated ReLU: certified 1e-4 vs pyscnn R-FISTA (default stop) and adelie", ""]
     md += gated_table(recs.get("gated", {})) if recs.get("gated") else ["not run"]
     md += ["", "`pyscnn (J−J*)/J*`: convexnn's objective at pyscnn's weights (intercept 0) above convexnn's "
