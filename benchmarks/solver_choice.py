@@ -83,7 +83,7 @@ def main() -> None:
     ap.add_argument("--tols", type=float, nargs="+", default=[1e-3, 1e-5])
     ap.add_argument("--repeats", type=int, default=1)
     ap.add_argument("--sets", nargs="+", default=list(SETS), choices=list(SETS))
-    ap.add_argument("--large", type=int, nargs="*", default=[5000, 20000],
+    ap.add_argument("--large", type=int, nargs="*", default=[3000, 4000, 5000, 20000],
                     help="further sizes for the regression set only (where gram_barrier applies)")
     ap.add_argument("--barrier-max", type=int, default=2000, help="largest n given to the DualBarrier")
     args = ap.parse_args()

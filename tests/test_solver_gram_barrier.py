@@ -64,9 +64,9 @@ def test_gram_barrier_matches_cvxpy_oracle(family, seed, space):
 
 @pytest.mark.parametrize("c", [1, 2])
 def test_both_spaces_certify_the_same_optimum_on_wide_data(c):
-    """Fewer samples than coefficients (P p = 300 > n = 150): ``auto`` factors the
+    """Fewer samples than coefficients (P p = 400 > n = 150): ``auto`` factors the
     ``n x n`` Woodbury matrix; the coefficient-space path is the independent check."""
-    program = tall_program(n=150, d=4, P=60, c=c)
+    program = tall_program(n=150, d=4, P=80, c=c)
     assert program.operator.n_patterns * program.operator.n_inputs > 150
     assert GramBarrier().space_for(program) == "samples"
     wide = GramBarrier().solve(program, tol=1e-7, max_iter=100)
@@ -76,7 +76,7 @@ def test_both_spaces_certify_the_same_optimum_on_wide_data(c):
 
 
 def test_space_is_checked_and_sample_space_refuses_many_samples():
-    program = tall_program(n=150, d=4, P=60)
+    program = tall_program(n=150, d=4, P=80)
     with pytest.raises(ValueError, match="space must be"):
         GramBarrier(space="dual").check(program)
     with pytest.raises(ValueError, match="exceed max_samples=100"):
@@ -150,9 +150,12 @@ def test_refuses_programs_it_does_not_solve():
             solver.solve(program, tol=1e-3, max_iter=10)
     with pytest.raises(ValueError, match="step_fraction"):
         GramBarrier(step_fraction=1.0).check(base)
+    # the space asked for: only its own limit is named
+    with pytest.raises(ValueError, match=r"exceed max_variables=10 \(each step"):
+        GramBarrier(space="coefficients", max_variables=10).check(base)
 
 
-@pytest.mark.parametrize("space, shape", [("coefficients", dict(n=2500)), ("samples", dict(n=150, d=4, P=60))])
+@pytest.mark.parametrize("space, shape", [("coefficients", dict(n=2500)), ("samples", dict(n=150, d=4, P=80))])
 def test_runs_on_the_torch_operator(space, shape):
     """A device operator keeps the host arrays (the Gram matrices are formed from them)
     and gives the exact products: the same steps and optimum as the numpy operator."""
@@ -175,10 +178,10 @@ def test_auto_picks_it_for_the_squared_loss(monkeypatch):
         solver = make_solver("auto", program=program)
         return type(solver).__name__, getattr(solver, "space_for", lambda _: None)(program)
 
-    # twice as many coefficients (60 patterns x 5 inputs) as samples: Woodbury's n x n
+    # 2.7 times as many coefficients (80 patterns x 5 inputs) as samples: Woodbury's n x n
     # systems; a few more coefficients than samples (30 x 4 vs 100): the float32 matrix,
     # still the cheaper factorisation (space_for's flop counts)
-    assert picked(tall_program(n=150, d=4, P=60)) == ("GramBarrier", "samples")
+    assert picked(tall_program(n=150, d=4, P=80)) == ("GramBarrier", "samples")
     assert picked(tall_program(n=100)) == ("GramBarrier", "coefficients")
     big = tall_program(n=solvers.AUTO_BARRIER_MAX_SAMPLES["squared"] + 1)
     assert picked(big) == ("GramBarrier", "coefficients")

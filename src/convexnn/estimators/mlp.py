@@ -66,16 +66,16 @@ _PARAMS_DOC = """
         dozen steps on ``n_samples x n_samples`` systems, every iterate a feasible
         network); the classifiers' losses are refused with a ``ValueError``.
         ``"gram_barrier"`` (gated ReLU, squared loss, one group per neuron and
-        output): a primal-dual interior-point method in coefficient space
-        (:class:`~convexnn.solvers.GramBarrier`): the ``P (d+1)``-square Gram matrix
-        is formed once (float32) and each of a handful of steps factors it, so its
-        cost hardly grows with ``n_samples``; for many samples and few features
-        (``n_patterns * (n_features + 1)`` up to a few thousand).
-        ``"auto"``: for gated ReLU with the squared loss ``"gram_barrier"`` where
-        ``n_patterns * (n_features + 1)`` is at most ``min(n_samples, 6000)``;
-        else ``"barrier"`` when it applies and there are at most 2000 samples
-        (squared loss) or 600 (logistic loss); beyond that ``"gram_barrier"`` while
-        ``n_patterns * (n_features + 1) <= 6000`` (squared loss); for the regressor's
+        output): a primal-dual interior-point method on the Gram matrix
+        (:class:`~convexnn.solvers.GramBarrier`): with many samples and few features
+        the ``P (d+1)``-square Gram matrix is formed once (float32) and each of a
+        handful of steps factors it, so its cost hardly grows with ``n_samples``;
+        with more coefficients than samples each step factors an ``n x n`` matrix
+        instead (Woodbury's identity).
+        ``"auto"``: for gated ReLU with the squared loss ``"gram_barrier"`` while
+        ``n_patterns * (n_features + 1) <= 6000`` or ``n_samples <= 4000`` (in the
+        cheaper of its two spaces); else ``"barrier"`` when it applies and there are
+        at most 2000 samples (squared loss) or 600 (logistic loss); for the regressor's
         cone-constrained programs ``"barrier"`` up to 1500 samples, when
         ``tol >= 1e-8``; else ``"fista"``.
         ``"cvxpy"`` (extra) is the interior-point reference for tiny problems.

@@ -50,9 +50,9 @@ AUTO_BARRIER_MAX_SAMPLES = {"squared": 2000, "other": 600}
 #: (the gated program with the squared loss) while it has at most this many
 #: coefficients ``P (d + 1)`` per output (its steps factor a dense matrix of that
 #: order); which space it uses where both fit, :meth:`GramBarrier.space_for`. Measured (``benchmarks/results/solver_choice.md``, estimator defaults, protein, 2000
-#: coefficients, tol 1e-3): 0.43 s vs DualBarrier 2.92 s vs FISTA 4.1 s at 2000 rows;
-#: 1.4 s vs FISTA 29 s at 20000 rows; at 500 rows (more coefficients than rows) 0.46 s,
-#: where the sample-space steps take 0.06 s and DualBarrier 0.12 s. On the issue-3 goal-1 programs
+#: coefficients, tol 1e-3): 0.45 s vs DualBarrier 2.91 s vs FISTA 4.6 s at 2000 rows;
+#: 1.45 s vs FISTA 31 s at 20000 rows; at 500 rows (more coefficients than rows) 0.45 s,
+#: where the sample-space steps take 0.07 s and DualBarrier 0.10 s. On the issue-3 goal-1 programs
 #: ``pmlb_magic`` (19020 x 10, P = 500: 5500 coefficients) and ``uci_protein`` (45730 x
 #: 9: 5000) it certifies 1e-4 in 6 steps, 11 s and 13 s on one thread (Gram matrix
 #: 4-5 s, one factorisation ~1 s per step), where FISTA needs ~16000 iterations.
@@ -62,9 +62,12 @@ AUTO_GRAM_MAX_VARIABLES = 6000
 #: programs with more coefficients ``P (d + 1)`` than samples) up to this many samples,
 #: in preference to :class:`DualBarrier` and FISTA. Measured side by side in one run at
 #: the estimator defaults (``benchmarks/results/solver_choice.md``, column
-#: gram_samples; tol 1e-3): uci_pol (P (d+1) = 5400) 0.08 / 0.24 / 1.11 s at 500 / 1000 /
-#: 2000 rows vs DualBarrier 0.14 / 0.48 / 3.09 s and FISTA 0.91 / 1.49 / 2.87 s; at 5000
-#: rows 10.5 s vs FISTA 6.7 s (its n^3 factorisation), hence the limit between. On
+#: gram_samples; tol 1e-3): uci_pol (P (d+1) = 5400) 0.09 / 0.24 / 1.20 / 3.04 s at
+#: 500 / 1000 / 2000 / 3000 rows vs DualBarrier 0.15 / 0.50 / 3.13 s and FISTA 0.93 /
+#: 1.47 / 2.86 / 5.89 s; at 4000 rows 6.7 s vs FISTA 5.7 s (9.5 vs 11.1 s at tol 1e-5),
+#: at 5000 rows 10.7 s vs 7.2 s (its n^3 factorisation). Sample space is the only
+#: interior-point option where ``P (d + 1)`` exceeds the coefficient limit, where
+#: FISTA's iterations cost more (they grow with ``P (d + 1)``), hence the limit of 4000. On
 #: issue 3's goal-1 programs (P = 500): breast_cancer 0.34 s (9 steps, gap 1.1e-5) vs
 #: DualBarrier 0.30 s (29 steps, 3.7e-5), digits (1797 x 64, 10 outputs) 21.2 s (9
 #: steps per output, 1.9e-5) vs 28.2 s (29, 3.8e-5).

@@ -140,15 +140,16 @@ class GramBarrier(Solver):
         r"""``"coefficients"`` or ``"samples"``: where the Newton systems are factored.
 
         ``"auto"`` takes the cheaper step among the spaces within ``max_variables`` and
-        ``max_samples``. Per step, in float32 multiply-adds (float64 ones count
-        twice): coefficient space factors the ``m x m`` float32 matrix, :math:`m^3/3`
-        (plus its Gram matrix, :math:`n m^2/2` once, spread over a typical 8 steps);
-        sample space forms the ``n x n`` float64 matrix with two ``n x P x n``
-        products and factors it, :math:`2 (2 n^2 P + n^3/3)`. Measured at the
-        estimator defaults (``benchmarks/results/solver_choice.md``, P = 200): uci_pol
-        (m = 5400) samples 1.1 s vs coefficients 5.8 s at n = 2000, 14.8 vs 7.4 s at
-        n = 5000; uci_protein (m = 2000) 0.18 vs 0.36 s at n = 1000, 0.95 vs 0.43 s at
-        n = 2000 -- the side this model picks in each case.
+        ``max_samples``. Per step, in float32 multiply-adds: coefficient space factors
+        the ``m x m`` float32 matrix, :math:`m^3/3` (plus its Gram matrix, :math:`n
+        m^2/2` once, spread over a typical 8 steps); sample space forms the ``n x n``
+        float64 matrix with two ``n x P x n`` products and factors it, :math:`2 n^2 P +
+        n^3/3` float64 ones, counted 2.5 times (twice for float64, the rest for the
+        refinements' products; fitted to the measurements). Measured at the estimator
+        defaults (``benchmarks/results/solver_choice.md``, P = 200, tol 1e-3): uci_pol
+        (m = 5400) samples 1.2 / 3.0 / 6.7 s vs coefficients 5.7 / 6.3 / 6.1 s at n =
+        2000 / 3000 / 4000; uci_protein (m = 2000) 0.19 vs 0.39 s at n = 1000, 0.98
+        vs 0.45 s at n = 2000 -- the side this model picks in each case.
         """
         if self.space != "auto":
             return self.space
@@ -158,7 +159,7 @@ class GramBarrier(Solver):
             return "coefficients"
         if m > self.max_variables or not hasattr(op, "block_gram"):
             return "samples"
-        samples_cost = 2.0 * (2.0 * n * n * P + n**3 / 3.0)
+        samples_cost = 2.5 * (2.0 * n * n * P + n**3 / 3.0)
         coefficients_cost = m**3 / 3.0 + n * m * m / 16.0
         return "samples" if samples_cost < coefficients_cost else "coefficients"
 
@@ -185,19 +186,21 @@ class GramBarrier(Solver):
         if not hasattr(op, "block_gram"):
             return f"the {type(op).__name__} has no Gram matrix (use the numpy operator, device=None)"
         if m > self.max_variables:
+            samples = (f" and {op.n_samples} samples exceed max_samples={self.max_samples}"
+                       if self.space == "auto" else "")
             return (
                 f"{op.n_patterns} patterns x {op.n_inputs} inputs = {m} coefficients per output "
-                f"exceed max_variables={self.max_variables} and {op.n_samples} samples exceed "
-                f"max_samples={self.max_samples} (each step factors a dense matrix of that order)"
+                f"exceed max_variables={self.max_variables}{samples} (each step factors a dense "
+                "matrix of that order)"
             )
         return None
 
     def check(self, program: ConvexProgram) -> None:
-        super().check(program)
-        if not 0.0 < self.step_fraction < 1.0:
-            raise ValueError(f"step_fraction must be in (0, 1), got {self.step_fraction!r}.")
         if self.space not in ("auto", "coefficients", "samples"):
             raise ValueError(f"space must be 'auto', 'coefficients' or 'samples', got {self.space!r}.")
+        if not 0.0 < self.step_fraction < 1.0:
+            raise ValueError(f"step_fraction must be in (0, 1), got {self.step_fraction!r}.")
+        super().check(program)
 
     # -- the solve ---------------------------------------------------------------------
     def solve(self, program, *, tol, max_iter, init=None, verbose=0):
