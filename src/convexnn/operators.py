@@ -246,7 +246,9 @@ class GatedOperator:
         if not hasattr(self, "_gram"):
             self._gram = self.Xa @ self.Xa.T
         used = np.flatnonzero(c > 0)  # zero weights cost nothing
-        return self._gram * _symmetric_square(self.masks[:, used] * np.sqrt(c[used])[None, :], single)
+        out = _symmetric_square(self.masks[:, used] * np.sqrt(c[used])[None, :], single)
+        out *= self._gram  # in place: one n x n array, not two
+        return out
 
     def block_gram(self, w: np.ndarray, single: bool = True) -> np.ndarray:
         r"""The program's Gram matrix in coefficient space, shape ``(P p, P p)``.

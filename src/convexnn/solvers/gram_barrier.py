@@ -469,9 +469,11 @@ class GramBarrier(Solver):
             K = op.weighted_gram(a)
             K += _symmetric_square(op.block_images(np.sqrt(b)[:, None] * q))
             Kw = K @ w
-            K -= Kw[:, None] + Kw[None, :]
+            K -= Kw[:, None]  # in place, row and column apart: no n x n temporaries
+            K -= Kw[None, :]
             K += float(w @ Kw)  # C K C^T
-            K *= sw[:, None] * sw[None, :]
+            K *= sw[:, None]
+            K *= sw[None, :]
             K[np.diag_indices_from(K)] += 1.0
             try:
                 factor = cho_factor(K, lower=True, overwrite_a=True, check_finite=False)
