@@ -68,8 +68,9 @@ norms of order :math:`\mu`); the returned network drops the blocks below a thres
 for which the certified gap still holds (:func:`~convexnn.solvers.base.prune_blocks`).
 
 Scope: the gated program with the squared loss, one group per block and output
-(:class:`~convexnn.penalties.ColumnGroupL2`), data in memory or streamed, on the numpy
-operator, with at most ``max_variables`` coefficients ``P p`` per output (the dense
+(:class:`~convexnn.penalties.ColumnGroupL2`), data in memory or streamed (the sample
+space copies its at most ``max_samples`` rows into RAM), on the numpy operator or a
+device operator (whose host arrays form the matrices), with at most ``max_variables`` coefficients ``P p`` per output (the dense
 matrix has ``(P p)^2`` entries: 8000 coefficients are 256 MB in float32 and a ~3 s
 factorisation) or at most ``max_samples`` samples (the ``n x n`` float64 matrix: 5000
 samples are 200 MB). Several outputs share the data and are separate problems, solved
