@@ -537,3 +537,30 @@ def test_clone_and_params_are_untouched_by_fit():
     np.testing.assert_array_equal(est.gates_[:, : gates.shape[1]], gates)
     c = clone(est)
     assert not hasattr(c, "coefs_")
+
+
+def test_a_trained_networks_patterns_make_it_feasible_so_the_certified_optimum_beats_it():
+    """The user guide's recipe: a gradient-trained ReLU network can beat the sampled
+    program's optimum (here 4 sampled patterns: its certified lower bound is far above the
+    network's J); with the network's first layer added as gates the network is feasible,
+    so the certified optimum is at most its J."""
+    from sklearn.neural_network import MLPRegressor
+
+    from convexnn.losses import SquaredLoss
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(200, 3))
+    y = np.sin(2 * X[:, 0]) + np.abs(X[:, 1]) - X[:, 2] ** 2 / 2 + 0.05 * rng.normal(size=200)
+    alpha = 1e-3
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        mlp = MLPRegressor(hidden_layer_sizes=(16,), alpha=1e-4, max_iter=3000, random_state=0).fit(X, y)
+    net = Network(list(mlp.coefs_), list(mlp.intercepts_), "relu")
+    J_net = net.objective(X, y[:, None], np.full(200, 1 / 200), SquaredLoss(), alpha)
+    sampled = ConvexMLPRegressor(alpha=alpha, n_patterns=4, tol=1e-5, random_state=0).fit(X, y)
+    assert sampled.certificate_.dual > J_net  # the network is outside the sampled cones
+    gates = np.c_[sampled.gates_, np.vstack([mlp.coefs_[0], mlp.intercepts_[0]])]
+    est = ConvexMLPRegressor(alpha=alpha, sampler=gates, tol=1e-5, random_state=0).fit(X, y)
+    c = est.certificate_
+    assert c.converged and c.primal <= J_net + c.gap  # primal <= optimum + gap <= J_net + gap
+    assert est.score(X, y) > sampled.score(X, y)
