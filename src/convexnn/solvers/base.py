@@ -100,6 +100,39 @@ def group_per_block_and_output(program: ConvexProgram) -> str | None:
     return f"the {type(penalty).__name__} penalty with {c} outputs is not one group per block and output"
 
 
+def woodbury_matrix(K: np.ndarray, w: np.ndarray) -> np.ndarray:
+    r"""The ``n x n`` matrix :math:`N = I + R^\top K R` of the barriers' sample-space
+    Newton solves, formed in ``K``'s place (``K`` is overwritten; no ``n x n``
+    temporaries).
+
+    :math:`R = C^\top W^{1/2}` with :math:`C = I - \mathbf 1 w^\top` (the centring that
+    eliminates the optimal intercept; ``w`` sums to one) and :math:`K = A B^{-1}
+    A^\top`, so :math:`(B + A^\top R R^\top A)^{-1} = B^{-1} - B^{-1} A^\top R\,
+    N^{-1} R^\top A B^{-1}` (Woodbury). Apply the middle factor with
+    :func:`woodbury_middle`.
+    """
+    sw = np.sqrt(w)
+    Kw = K @ w
+    K -= Kw[:, None]
+    K -= Kw[None, :]
+    K += float(w @ Kw)  # C K C^T
+    K *= sw[:, None]
+    K *= sw[None, :]
+    K[np.diag_indices_from(K)] += 1.0
+    return K
+
+
+def woodbury_middle(factor, v: np.ndarray, w: np.ndarray) -> np.ndarray:
+    r""":math:`R N^{-1} R^\top v` for ``v = A B^{-1} r`` (shape ``(n,)``), with ``factor``
+    the Cholesky factor (``scipy.linalg.cho_factor``) of :func:`woodbury_matrix`'s ``N``."""
+    from scipy.linalg import cho_solve
+
+    sw = np.sqrt(w)
+    t = sw * cho_solve(factor, sw * (v - w @ v), check_finite=False)
+    t -= w * t.sum()  # R x = C^T W^{1/2} x
+    return t
+
+
 def prune_blocks(U: np.ndarray, primal: float, dual: float, tol: float, objective) -> tuple[np.ndarray, float]:
     """Zero the blocks an interior point keeps at small norms (a sparse network).
 

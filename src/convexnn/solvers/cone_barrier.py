@@ -80,13 +80,22 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.linalg import LinAlgError, cho_factor, cho_solve
+from scipy.linalg import LinAlgError, cho_factor
 
 from ..certificates import DualPoint, cone_dual_norms, dual_value
 from ..losses import SquaredLoss
 from ..programs import ConvexProgram
 from ._soc import _bmv, _in_soc, _jdiv, _jinv, _jprod, _lower_inverse, _nt_scaling, _soc_step
-from .base import History, ProgressPrinter, Solution, Solver, group_per_block_and_output, prune_blocks
+from .base import (
+    History,
+    ProgressPrinter,
+    Solution,
+    Solver,
+    group_per_block_and_output,
+    prune_blocks,
+    woodbury_matrix,
+    woodbury_middle,
+)
 
 __all__ = ["ConeBarrier"]
 
@@ -97,7 +106,6 @@ class _Context:
 
     alpha: float
     w: np.ndarray
-    sw: np.ndarray
     Xa: np.ndarray
     Sd: np.ndarray
     EdB: np.ndarray
@@ -244,7 +252,6 @@ class ConeBarrier(Solver):
         c = program.n_outputs
         w = np.asarray(program.sample_weight, dtype=float)
         w = w / w.sum()
-        sw = np.sqrt(w)
         Y = np.asarray(program.Y, dtype=float)
         pos = w > 0
 
@@ -271,7 +278,7 @@ class ConeBarrier(Solver):
         def centred(r):
             return r - w @ r
 
-        ctx = _Context(alpha, w, sw, Xa, Sd, EdB, Z2, forward, adjoint, centred, P)
+        ctx = _Context(alpha, w, Xa, Sd, EdB, Z2, forward, adjoint, centred, P)
         if self.single_precision:
             ctx.Xa32, ctx.Sd32 = Xa.astype(np.float32), Sd.astype(np.float32)
 
@@ -539,7 +546,7 @@ class ConeBarrier(Solver):
         r"""Factor :math:`D + \mathcal F^\top M \mathcal F` (blocks ``D`` on the active
         blocks) once; return ``solve(RU, Rt) -> (dU, dt)`` by Woodbury (module docstring)."""
         a_idx = np.flatnonzero(ctx.active)
-        P, w, sw, Xa, Sd = ctx.P, ctx.w, ctx.sw, ctx.Xa, ctx.Sd
+        P, w, Xa, Sd = ctx.P, ctx.w, ctx.Xa, ctx.Sd
         forward, adjoint, centred = ctx.forward, ctx.adjoint, ctx.centred
         # Jacobi scaling first: entries reach lam/g ~ 1/g^2 near the cone boundaries, and
         # an unscaled Cholesky of such a block loses its positive definiteness in rounding
@@ -571,9 +578,7 @@ class ConeBarrier(Solver):
         K = (T @ T.T).astype(np.float64)
         del T
         # N = I + R^T K R with R = C^T W^{1/2}:  R^T K R = W^{1/2} C K C^T W^{1/2}
-        Kw = K @ w
-        N = (K - Kw[None, :] - Kw[:, None] + float(w @ Kw)) * np.outer(sw, sw)
-        N[np.diag_indices_from(N)] += 1.0
+        N = woodbury_matrix(K, w)
         try:
             factor = cho_factor(N, lower=True, check_finite=False)
         except LinAlgError:  # pragma: no cover - N >= I in exact arithmetic
@@ -586,9 +591,7 @@ class ConeBarrier(Solver):
         def woodbury(RU, Rt):
             aU, at = apply_dinv(RU, Rt)
             q, _ = forward(aU, cone=False)
-            x = cho_solve(factor, sw * centred(q), check_finite=False)
-            v = sw * x
-            v = v - w * v.sum()  # R x = C^T W^{1/2} x
+            v = woodbury_middle(factor, q, w)
             cU, ct = apply_dinv(adjoint(v), np.zeros(B))
             return aU - cU, at - ct
 

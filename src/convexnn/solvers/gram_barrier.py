@@ -84,9 +84,19 @@ from scipy.linalg import LinAlgError, cho_factor, cho_solve
 
 from ..certificates import DualPoint
 from ..losses import SquaredLoss
+from ..operators import _symmetric_square
 from ..programs import ConvexProgram
 from ._soc import _bmv, _in_soc, _jdiv, _jprod, _nt_scaling, _soc_step
-from .base import History, ProgressPrinter, Solution, Solver, group_per_block_and_output, prune_blocks
+from .base import (
+    History,
+    ProgressPrinter,
+    Solution,
+    Solver,
+    group_per_block_and_output,
+    prune_blocks,
+    woodbury_matrix,
+    woodbury_middle,
+)
 
 __all__ = ["GramBarrier"]
 
@@ -448,10 +458,7 @@ class GramBarrier(Solver):
         float64 products and an ``n x n`` Cholesky per step, never ``P p``-sized ones.
         Each solve costs two operator products (float64).
         """
-        from ..operators import _symmetric_square
-
         p = op.n_inputs
-        sw = np.sqrt(w)
 
         def system(blocks, Winv):
             F = np.matmul(Winv, Winv)[:, 1:, 1:]  # B_k^{-1}
@@ -469,15 +476,8 @@ class GramBarrier(Solver):
             # coefficient-space path's
             K = op.weighted_gram(a)
             K += _symmetric_square(op.block_images(np.sqrt(b)[:, None] * q))
-            Kw = K @ w
-            K -= Kw[:, None]  # in place, row and column apart: no n x n temporaries
-            K -= Kw[None, :]
-            K += float(w @ Kw)  # C K C^T
-            K *= sw[:, None]
-            K *= sw[None, :]
-            K[np.diag_indices_from(K)] += 1.0
             try:
-                factor = cho_factor(K, lower=True, overwrite_a=True, check_finite=False)
+                factor = cho_factor(woodbury_matrix(K, w), lower=True, overwrite_a=True, check_finite=False)
             except LinAlgError:
                 return None
 
@@ -486,9 +486,7 @@ class GramBarrier(Solver):
 
             def solve(rhs):
                 y = inverse_blocks(rhs)
-                v = op.matvec(y[:, :, None])[:, 0]
-                t = sw * cho_solve(factor, sw * (v - w @ v), check_finite=False)
-                t -= w * t.sum()  # C^T W^{1/2} x
+                t = woodbury_middle(factor, op.matvec(y[:, :, None])[:, 0], w)
                 return y - inverse_blocks(op.rmatvec(t[:, None])[:, :, 0])
 
             return solve
