@@ -61,7 +61,9 @@ network; the returned one is the best seen. The dual point is the loss gradient
 feasible set (for each column on its own, as the constraints separate); once that gap is
 within ``refine_from * tol``, the exact cone dual norms of the same :math:`\theta` (cone
 projections, :func:`~convexnn.certificates.cone_dual_norms`) are tried too, where the
-multiplier iterate leaves :math:`\theta` infeasible. The solver
+multiplier iterate leaves :math:`\theta` infeasible and where they can end the solve (the
+dual value of the unscaled :math:`\theta`, the most any multipliers give, meets the
+tolerance; the projections cost about two steps). The solver
 stops on the certified gap, never on an iteration count alone. Interior iterates keep
 every block nonzero (at norms of order :math:`\mu`); the returned network drops the
 blocks below a threshold for which the certified gap still holds (:meth:`ConeBarrier._prune`).
@@ -117,6 +119,10 @@ class _Context:
     active: np.ndarray | None = None
     Xa32: np.ndarray | None = None  # float32 copies for the float32 products of K
     Sd32: np.ndarray | None = None
+    # the n x P (d+1) factor T of K, one buffer per dtype, reused by every step (a fresh
+    # array of this size is mapped and faulted in each time: 6.5 -> 5.1 ms per product
+    # at the issue-3 goal-2 size, measured alone)
+    T_buffers: dict = None
 
 
 @dataclass
@@ -136,6 +142,7 @@ class _Column:
     theta_lam: np.ndarray | None = None  # its cone multipliers (n, B), if it has them
     projector: object = None  # warm cone projector for the exact dual norms
     exact: bool = False  # float64 steps from now on (a float32 step failed to move)
+    products: tuple | None = None  # (F u, G u) of the current U, kept by the step
     done: bool = False
 
 
@@ -172,7 +179,7 @@ class ConeBarrier(Solver):
         The exact cone dual norms (cone projections) are computed once the gap of the
         multiplier iterate is below ``refine_from * tol`` relative, and only where the
         multiplier iterate's own dual norm exceeds ``alpha`` (below it the dual scale is
-        1 either way).
+        1 either way) and the unscaled dual value would meet ``tol`` (or the path ends).
     step_fraction : float, default=0.99
         Fraction of the step to the boundary of the interior that is taken.
     single_precision : bool, default=True
@@ -261,14 +268,16 @@ class ConeBarrier(Solver):
         # rows of X_a (x) X_a: X_a^T diag(d) X_a for every block is one product d^T Z2
         Z2 = _RowProducts(Xa)
 
-        def forward(U, cone: bool = True):
+        def forward(U, cone: bool = True, fit: bool = True):
             """``(F u, G u)`` for blocks ``U`` of shape ``(B, p)`` (``G u`` is None
-            unless ``cone``: the solves and the objective need ``F u`` only)."""
+            unless ``cone``, ``F u`` is None unless ``fit``: the solves and the
+            objective need ``F u`` only, the step lengths ``G u`` only)."""
             if not cone:
                 return np.einsum("nk,nk->n", Sd, Xa @ (U[:P] - U[P:]).T), None
             H = Xa @ U.T  # (n, B)
-            z = np.einsum("nk,nk->n", Sd, H[:, :P] - H[:, P:])
-            return z, H * EdB
+            z = np.einsum("nk,nk->n", Sd, H[:, :P] - H[:, P:]) if fit else None
+            H *= EdB
+            return z, H
 
         def adjoint(v):
             r""":math:`\mathcal F^\top v` as blocks ``(B, p)``."""
@@ -278,7 +287,7 @@ class ConeBarrier(Solver):
         def centred(r):
             return r - w @ r
 
-        ctx = _Context(alpha, w, Xa, Sd, EdB, Z2, forward, adjoint, centred, P)
+        ctx = _Context(alpha, w, Xa, Sd, EdB, Z2, forward, adjoint, centred, P, T_buffers={})
         if self.single_precision:
             ctx.Xa32, ctx.Sd32 = Xa.astype(np.float32), Sd.astype(np.float32)
 
@@ -311,11 +320,11 @@ class ConeBarrier(Solver):
         progress = ProgressPrinter(verbose, self.name, max_iter=max_iter, tol=tol)
         start = self._init_candidate(program, init) if init is not None else None
 
-        def certify_column(col, refine: bool):
+        def certify_column(col, refine: bool, final: bool = False):
             """Primal value of the iterate and the best dual bound of column ``col.j``."""
             y = Y[:, col.j]
             U = col.U
-            z, g = forward(U)
+            z, g = col.products if col.products is not None else forward(U)
             rc = centred(z - y)
             primal = 0.5 * float(w @ rc**2) + alpha * float(np.linalg.norm(U, axis=1).sum())
             theta = w * rc  # loss gradient (sums to zero: the intercept is optimal)
@@ -325,8 +334,16 @@ class ConeBarrier(Solver):
             worst = float(np.linalg.norm(adjoint(theta) - (Xa.T @ (EdB * lam)).T, axis=1).max(initial=0.0))
             # exact dual norms (the best cone multipliers for this theta) can only
             # help where the multiplier iterate's norm exceeds alpha: below it the
-            # scale is 1 either way, and the projections cost more than a step
-            if refine and worst > alpha:
+            # scale is 1 either way. The projections cost more than a step, so they
+            # are computed only where they can end the solve: where the unscaled
+            # theta's dual value (the most any multipliers can give) meets the
+            # tolerance, or for the path's last point
+            def dual_at(th):
+                return -float(np.sum(th[pos] ** 2 / (2.0 * w[pos]) + th[pos] * y[pos]))
+
+            best_primal = min(primal, col.primal)
+            useful = final or best_primal - dual_at(theta) <= tol * abs(best_primal)
+            if refine and worst > alpha and useful:
                 if col.projector is None:
                     col.projector = program.cone_projector()
                 exact = self._exact_worst(program, col.j, theta, c, col.projector)
@@ -334,7 +351,7 @@ class ConeBarrier(Solver):
                     worst, lam = exact, None
             s = 1.0 if worst <= alpha else alpha / worst
             th = s * theta
-            dual = -float(np.sum(th[pos] ** 2 / (2.0 * w[pos]) + th[pos] * y[pos]))
+            dual = dual_at(th)
             if primal < col.primal:
                 col.primal, col.best_U = primal, U.copy()
             if dual > col.dual:  # stored scaled: dual feasible column by column
@@ -395,7 +412,7 @@ class ConeBarrier(Solver):
                     col.exact = True
                     moved = self._safe_step(col, ctx, Y[:, col.j], False)
                 rel = (col.primal - col.dual) / max(abs(col.primal), 1e-300)
-                certify_column(col, refine=rel <= self.refine_from * tol or not moved)
+                certify_column(col, refine=rel <= self.refine_from * tol or not moved, final=not moved)
                 col.done = col.primal - col.dual <= tol * abs(col.primal) or not moved
             primal, dual = report(it)
             curve.append(primal)
@@ -440,9 +457,11 @@ class ConeBarrier(Solver):
         n = Xa.shape[0]
         a_idx = np.flatnonzero(active)
         m = a_idx.size
-        z, g = forward(U)
-        ga = g[:, a_idx]
-        x = np.concatenate([t[a_idx, None], U[a_idx]], axis=1)  # (m, q): (t, u)
+        # the active blocks as a slice when all are (views, not n x 2P copies)
+        sel = slice(None) if m == B else a_idx
+        z, g = col.products if col.products is not None else forward(U)
+        ga = g[:, sel]
+        x = np.concatenate([t[sel, None], U[sel]], axis=1)  # (m, q): (t, u)
         if col.lam is None:  # start on the central path of mu: lam g = mu, x o z = mu e
             col.lam = col.mu / ga
             col.zsoc = col.mu * _jinv(x)  # the SOC multipliers z_j (x o z = mu e)
@@ -461,30 +480,39 @@ class ConeBarrier(Solver):
         D[:, :p, p] = W2[:, 1:, 0]
         D[:, p, :p] = W2[:, 0, 1:]
         D[:, p, p] = W2[:, 0, 0]
+        # (float64 products: float32 ones of these curvatures, whose weights lam / g
+        # span many decades, make blocks near the boundary singular in rounding)
         D[:, :p, :p] += ctx.Z2.grams(lam / ga)
         solve = self._factor(D, ctx, B, p, single=single)
         gradf = adjoint(theta)
 
-        def direction(target, corr_g, corr_s):
+        def direction(target, corr_g, corr_s, refine=True):
             # complementarity rows, scaled: W dx + W^{-1} dz = lt \ (target e - lt o lt - corr_s)
             rhs_s = -_jprod(lt, lt) - corr_s
             rhs_s[:, 0] += target
             rs = _jdiv(lt, rhs_s)
             Wrs = _bmv(W, rs)
-            tg = np.zeros((n, B))
-            tg[:, a_idx] = (target - corr_g) / ga
+            tg = (target - corr_g) / ga  # (m active columns)
             # u rows: -(grad f - G^T lam - zbar) + G^T((target - lam g - corr)/g) + [W rs]_u
             #       = -grad f + zbar + G^T((target - corr)/g) + [W rs]_u
-            RU = -gradf + (Xa.T @ (EdB * tg)).T
-            RU[a_idx] += zs[:, 1:] + Wrs[:, 1:]
-            RU[~active] = 0.0
+            if m == B:
+                RU = -gradf + (Xa.T @ (EdB * tg)).T
+            else:
+                full = np.zeros((n, B))
+                full[:, a_idx] = tg
+                RU = -gradf + (Xa.T @ (EdB * full)).T
+                RU[~active] = 0.0
+            RU[sel] += zs[:, 1:] + Wrs[:, 1:]
             Rt = np.zeros(B)
-            Rt[a_idx] = -(alpha - zs[:, 0]) + Wrs[:, 0]
-            dU, dt = solve(RU, Rt)
-            dga = forward(dU)[1][:, a_idx]
-            dx = np.concatenate([dt[a_idx, None], dU[a_idx]], axis=1)
+            Rt[sel] = -(alpha - zs[:, 0]) + Wrs[:, 0]
+            dU, dt = solve(RU, Rt, refine=refine)
+            dga = forward(dU, fit=False)[1][:, sel]
+            dx = np.concatenate([dt[sel, None], dU[sel]], axis=1)
             dz = _bmv(W, rs - _bmv(W, dx))
-            dlam = (target - corr_g) / ga - lam - lam * dga / ga
+            dlam = dga / ga  # in place: lam (target - corr - lam g - lam dg) / (lam g)
+            dlam += 1.0
+            dlam *= -lam
+            dlam += tg
             return dU, dt, dx, dga, dlam, dz
 
         def ratio(v, dv) -> float:
@@ -497,7 +525,8 @@ class ConeBarrier(Solver):
         def max_step(dU, dt, dx, dga, dlam, dz) -> float:
             return min(ratio(ga, dga), ratio(lam, dlam), _soc_step(x, dx), _soc_step(zs, dz))
 
-        aff = direction(0.0, 0.0, 0.0)
+        # the predictor only sets the centring and the second-order terms: no refinement
+        aff = direction(0.0, 0.0, 0.0, refine=False)
         a_aff = min(1.0, max_step(*aff))
         _, _, dx, dga, dlam, dz = aff
         comp_aff = float(np.einsum("nb,nb->", lam + a_aff * dlam, ga + a_aff * dga)) + float(
@@ -525,16 +554,21 @@ class ConeBarrier(Solver):
             best, a_best, corr_g = cand, a_c, corr_g - push
         dU, dt, dx, dga, dlam, dz = best
         step = min(1.0, self.step_fraction * a_best)
-        # the boundary roots lose digits in cancellation: check the new point itself
+        # the boundary roots lose digits in cancellation: check the new point itself,
+        # its cone values G u recomputed (on badly scaled data G u + step G du rounds
+        # differently), and keep its products for the certificate and the next step
         for _ in range(60):
             xn, zn = x + step * dx, zs + step * dz
             if (_in_soc(xn).all() and _in_soc(zn).all() and (ga + step * dga > 0).all()
                     and (lam + step * dlam > 0).all()):
-                break
+                Un = U + step * dU
+                products = forward(Un)
+                if (products[1][:, sel] > 0).all():
+                    break
             step *= 0.5
         else:
             return False
-        col.U = U + step * dU
+        col.U, col.products = Un, products
         col.t = t + step * dt
         col.lam = lam + step * dlam
         col.zsoc = zs + step * dz
@@ -544,7 +578,11 @@ class ConeBarrier(Solver):
     @staticmethod
     def _factor(D, ctx: "_Context", B: int, p: int, single: bool = False):
         r"""Factor :math:`D + \mathcal F^\top M \mathcal F` (blocks ``D`` on the active
-        blocks) once; return ``solve(RU, Rt) -> (dU, dt)`` by Woodbury (module docstring)."""
+        blocks) once; return ``solve(RU, Rt) -> (dU, dt)`` by Woodbury (module docstring).
+
+        With ``single``, the product :math:`K` is formed in float32 and each solve is
+        refined once with the exact float64 products (``solve(..., refine=False)``
+        skips that)."""
         a_idx = np.flatnonzero(ctx.active)
         P, w, Xa, Sd = ctx.P, ctx.w, ctx.Xa, ctx.Sd
         forward, adjoint, centred = ctx.forward, ctx.adjoint, ctx.centred
@@ -573,10 +611,12 @@ class ConeBarrier(Solver):
         # the one O(n^2 P d) product, in float32 when asked (then refined once below)
         X_, S_ = (ctx.Xa32, ctx.Sd32) if single else (Xa, Sd)
         # X_a [L_1 .. L_P] in one product, already in the (n, P p) layout of T
-        T = X_ @ Lk.astype(X_.dtype).transpose(1, 0, 2).reshape(p, -1)
+        T = ctx.T_buffers.get(X_.dtype)
+        if T is None:
+            T = ctx.T_buffers[X_.dtype] = np.empty((Xa.shape[0], P * p), dtype=X_.dtype)
+        np.matmul(X_, Lk.astype(X_.dtype).transpose(1, 0, 2).reshape(p, -1), out=T)
         T.reshape(Xa.shape[0], P, p)[...] *= S_[:, :, None]
         K = (T @ T.T).astype(np.float64)
-        del T
         # N = I + R^T K R with R = C^T W^{1/2}:  R^T K R = W^{1/2} C K C^T W^{1/2}
         N = woodbury_matrix(K, w)
         try:
@@ -602,9 +642,9 @@ class ConeBarrier(Solver):
             out[:, :p] += adjoint(w * centred(forward(dU, cone=False)[0]))
             return out[:, :p], out[:, p]
 
-        def solve(RU, Rt):
+        def solve(RU, Rt, refine=True):
             dU, dt = woodbury(RU, Rt)
-            if single:  # one step of iterative refinement with the exact products
+            if single and refine:  # one step of iterative refinement with the exact products
                 HU, Ht = apply_H(dU, dt)
                 eU, et = woodbury(RU - HU, Rt - Ht)
                 dU, dt = dU + eU, dt + et
@@ -614,32 +654,48 @@ class ConeBarrier(Solver):
 
     # -- helpers -------------------------------------------------------------------------
     @staticmethod
-    def _analytic_centres(Xa, E, Z2, U, iterations: int = 30):
+    def _analytic_centres(Xa, E, Z2, U, iterations: int = 30, decrement: float = 1e-8):
         r"""Unit directions at the analytic centres of the cones ``{u: E_k X_a u >= 0}``.
 
-        Batched damped Newton on :math:`\psi_k(u) = -\sum_i \log(E_k X_a u)_i +
+        Batched Newton on :math:`\psi_k(u) = -\sum_i \log(E_k X_a u)_i +
         \tfrac12\lVert u\rVert^2` from strictly interior ``U`` (rows); its minimiser
         is the centre of the cone scaled to norm :math:`\sqrt n`. A gate through a data
-        point is interior but next to the boundary, where barrier steps are tiny.
+        point is interior but next to the boundary, where the damped Newton step
+        :math:`1/(1 + \sqrt{\text{decrement}})` is tiny: each step is instead the best
+        of a few lengths up to the boundary (:math:`\psi_k` along the Newton direction
+        costs one pass over ``g`` and ``dg``). A cone leaves the batch once its Newton
+        decrement is below ``decrement`` (its step would no longer move it).
         """
         n, p = Xa.shape
         U = U * np.sqrt(n)
         eye = np.eye(p)
+        todo = np.arange(U.shape[0])
+        fractions = np.array([1.0, 0.5, 0.25, 0.1, 0.03, 0.01])  # of the longest step tried
         for _ in range(iterations):
-            g = (Xa @ U.T) * E  # (n, m) > 0
+            Ut, Et = U[todo], E[:, todo]
+            g = (Xa @ Ut.T) * Et  # (n, m) > 0
             inv = 1.0 / g
-            grad = U - ((Xa.T @ (E * inv)).T)
+            grad = Ut - ((Xa.T @ (Et * inv)).T)
             H = Z2.grams(inv * inv) + eye
             step = -np.linalg.solve(H, grad[:, :, None])[:, :, 0]
             dec = np.einsum("mp,mp->m", -grad, step)
-            if dec.max(initial=0.0) < 1e-3:  # centred enough to start a path from
+            done = dec < decrement
+            if done.all():
                 break
-            dg = (Xa @ step.T) * E
+            dg = (Xa @ step.T) * Et
             with np.errstate(divide="ignore", invalid="ignore"):
                 ratio = np.where(dg < 0, -g / dg, np.inf).min(axis=0)
-            a = np.minimum(1.0, 0.9 * ratio)
-            a = np.where(dec > 1.0, np.minimum(a, 1.0 / (1.0 + np.sqrt(dec))), a)
-            U = U + a[:, None] * step
+            longest = np.minimum(1.0, 0.99 * ratio)
+            # psi(U + a step) - psi(U) for each candidate length a, per cone
+            cand = longest[None, :] * fractions[:, None]  # (c, m)
+            us, ss = np.einsum("mp,mp->m", Ut, step), np.einsum("mp,mp->m", step, step)
+            rel = dg * inv  # dg / g: psi's barrier part is -sum log(1 + a dg / g)
+            change = np.stack([-np.log1p(a[None, :] * rel).sum(axis=0) for a in cand])
+            change += cand * us[None, :] + 0.5 * cand**2 * ss[None, :]
+            a = cand[np.argmin(change, axis=0), np.arange(todo.size)]
+            a[done] = 0.0
+            U[todo] = Ut + a[:, None] * step
+            todo = todo[~done]
         return U / np.linalg.norm(U, axis=1, keepdims=True)
 
     @staticmethod
