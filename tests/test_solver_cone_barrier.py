@@ -217,6 +217,30 @@ def test_analytic_centres_match_cvxpy():
         np.testing.assert_allclose(got[k], u.value / np.linalg.norm(u.value), atol=1e-4)
 
 
+def test_nesterov_todd_scaling_identities():
+    """W x = W^{-1} z, W W^{-1} = I, and the closed-form W^2 (square=True) is W @ W,
+    on interior points of the second-order cone, near its boundary too."""
+    from convexnn.solvers._soc import _nt_scaling
+
+    rng = np.random.default_rng(11)
+    m, q = 50, 6
+    xb, zb = rng.standard_normal((m, q - 1)), rng.standard_normal((m, q - 1))
+    # x_0 above |x bar| by factors from 1 + 1e-8 (next to the boundary) to 10
+    lift = np.geomspace(1e-8, 9.0, m)
+    x = np.hstack([(np.linalg.norm(xb, axis=1) * (1 + lift))[:, None], xb])
+    z = np.hstack([(np.linalg.norm(zb, axis=1) * (1 + lift[::-1]))[:, None], zb])
+    W, Winv = _nt_scaling(x, z)
+    W_, Winv_, W2 = _nt_scaling(x, z, square=True)
+    np.testing.assert_array_equal(W, W_)
+    np.testing.assert_array_equal(Winv, Winv_)
+    np.testing.assert_allclose(np.matmul(W, x[:, :, None])[:, :, 0],
+                               np.matmul(Winv, z[:, :, None])[:, :, 0], rtol=1e-6, atol=1e-9)
+    np.testing.assert_allclose(np.matmul(W, Winv), np.broadcast_to(np.eye(q), (m, q, q)), atol=1e-6)
+    scale = np.abs(W2).max(axis=(1, 2), keepdims=True)
+    np.testing.assert_allclose(W2 / scale, np.matmul(W, W) / scale, atol=1e-12)
+    np.testing.assert_array_equal(W2, W2.transpose(0, 2, 1))
+
+
 @pytest.mark.parametrize("q", [1, 2, 3, 7, 16, 31, 33])
 def test_lower_inverse_matches_lapack(q):
     """The block-recursive batched triangular inverse (odd and even sizes) is the inverse."""

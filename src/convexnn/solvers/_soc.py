@@ -80,7 +80,7 @@ def _jinv(x: np.ndarray) -> np.ndarray:
     return out
 
 
-def _nt_scaling(x: np.ndarray, z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _nt_scaling(x: np.ndarray, z: np.ndarray, square: bool = False):
     """Nesterov-Todd scalings ``W`` (and ``W^{-1}``) with ``W x = W^{-1} z``, row by row.
 
     With :math:`J = \\operatorname{diag}(1, -I)`, :math:`\\hat x = x/\\sqrt{x^\\top Jx}`,
@@ -94,7 +94,9 @@ def _nt_scaling(x: np.ndarray, z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         B(u) = \\begin{bmatrix} u_0 & \\bar u^\\top \\\\ \\bar u & I + \\bar u\\bar u^\\top/(1 + u_0)
         \\end{bmatrix}, \\qquad \\eta = (z^\\top Jz / x^\\top Jx)^{1/4},
 
-    and :math:`W^{-1} = \\eta^{-1} J B(u) J` (so :math:`W^2 x = z`).
+    and :math:`W^{-1} = \\eta^{-1} J B(u) J` (so :math:`W^2 x = z`). With ``square``,
+    also :math:`W^2 = \\eta^2 (2uu^\\top - J)` in closed form (``(W, W^{-1}, W^2)``; a
+    stacked product ``W @ W`` costs more than the scaling itself).
     """
     dx, dz = _soc_det(x), _soc_det(z)
     xh = x / np.sqrt(dx)[:, None]
@@ -109,13 +111,21 @@ def _nt_scaling(x: np.ndarray, z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     Bu[:, 0, 0] = u[:, 0]
     Bu[:, 0, 1:] = ub
     Bu[:, 1:, 0] = ub
-    Bu[:, 1:, 1:] = np.eye(q - 1) + ub[:, :, None] * ub[:, None, :] / (1.0 + u[:, 0])[:, None, None]
+    us = ub / np.sqrt(1.0 + u[:, 0])[:, None]
+    np.multiply(us[:, :, None], us[:, None, :], out=Bu[:, 1:, 1:])
+    Bu[:, 1:, 1:] += np.eye(q - 1)
     W = eta[:, None, None] * Bu
-    Winv = Bu.copy()
+    Winv = Bu
     Winv[:, 0, 1:] *= -1.0
     Winv[:, 1:, 0] *= -1.0
     Winv /= eta[:, None, None]
-    return W, Winv
+    if not square:
+        return W, Winv
+    e2 = eta * eta
+    W2 = (2.0 * e2)[:, None, None] * (u[:, :, None] * u[:, None, :])
+    W2[:, 0, 0] -= e2
+    W2[:, 1:, 1:] += e2[:, None, None] * np.eye(q - 1)
+    return W, Winv, W2
 
 
 def _soc_step(x: np.ndarray, dx: np.ndarray) -> float:

@@ -101,6 +101,9 @@ from .base import (
 
 __all__ = ["ConeBarrier"]
 
+#: patterns per chunk of the float64 product K = T T^T (module docstring)
+K_CHUNK = 64
+
 #: once the gap is within this many ``tol``, each step's best point is also pruned
 #: (:func:`~convexnn.solvers.base.prune_blocks`, ~20 objective evaluations, a few percent
 #: of a step), which can certify a step earlier (goal-2 program of issue 3: 28 steps, not 29)
@@ -124,9 +127,9 @@ class _Context:
     active: np.ndarray | None = None
     Xa32: np.ndarray | None = None  # float32 copies for the float32 products of K
     Sd32: np.ndarray | None = None
-    # the n x P (d+1) factor T of K, one buffer per dtype, reused by every step (a fresh
-    # array of this size is mapped and faulted in each time: 6.5 -> 5.1 ms per product
-    # at the issue-3 goal-2 size, measured alone)
+    # the factor T of K (n x P (d+1), or a chunk of it), one buffer per dtype, reused by
+    # every step (a fresh array of this size is mapped and faulted in each time: 6.5 ->
+    # 5.1 ms per product at the issue-3 goal-2 size, measured alone)
     T_buffers: dict = None
 
 
@@ -333,8 +336,12 @@ class ConeBarrier(Solver):
             rc = centred(z - y)
             primal = 0.5 * float(w @ rc**2) + alpha * float(np.linalg.norm(U, axis=1).sum())
             theta = w * rc  # loss gradient (sums to zero: the intercept is optimal)
-            lam = np.zeros((n, B))
-            lam[:, active] = col.lam if col.lam is not None else col.mu / g[:, active]
+            own = col.lam if col.lam is not None else col.mu / g[:, active]
+            if active.all():
+                lam = own
+            else:
+                lam = np.zeros((n, B))
+                lam[:, active] = own
             # || F_j^T theta - G_j^T lam_j ||, with the multiplier iterate
             worst = float(np.linalg.norm(adjoint(theta) - (Xa.T @ (EdB * lam)).T, axis=1).max(initial=0.0))
             # exact dual norms (the best cone multipliers for this theta) can only
@@ -479,9 +486,8 @@ class ConeBarrier(Solver):
         comp = float(np.einsum("nb,nb->", lam, ga)) + float(np.einsum("mq,mq->", x, zs))
         mu = comp / (m * (n + 1))  # SOC degree 1
 
-        W, Winv = _nt_scaling(x, zs)
+        W, Winv, W2 = _nt_scaling(x, zs, square=True)
         lt = _bmv(W, x)  # scaled point W x = W^{-1} z
-        W2 = np.matmul(W, W)
         # blocks in (u, t) order for the linear algebra (slices: fancy indexing of
         # these (m, q, q) stacks costs as much as the scaling itself)
         D = np.empty_like(W2)
@@ -620,12 +626,23 @@ class ConeBarrier(Solver):
         # the one O(n^2 P d) product, in float32 when asked (then refined once below)
         X_, S_ = (ctx.Xa32, ctx.Sd32) if single else (Xa, Sd)
         # X_a [L_1 .. L_P] in one product, already in the (n, P p) layout of T
-        T = ctx.T_buffers.get(X_.dtype)
-        if T is None:
-            T = ctx.T_buffers[X_.dtype] = np.empty((Xa.shape[0], P * p), dtype=X_.dtype)
-        np.matmul(X_, Lk.astype(X_.dtype).transpose(1, 0, 2).reshape(p, -1), out=T)
-        T.reshape(Xa.shape[0], P, p)[...] *= S_[:, :, None]
-        K = (T @ T.T).astype(np.float64)
+        # float64 in chunks of patterns, whose factor stays in cache between its product
+        # and its Gram (96 -> 85 ms at the goal-2 size; no gain in float32)
+        n = Xa.shape[0]
+        chunk = P if single else min(P, K_CHUNK)
+        buf = ctx.T_buffers.get(X_.dtype)
+        if buf is None:
+            buf = ctx.T_buffers[X_.dtype] = np.empty(n * chunk * p, dtype=X_.dtype)
+        L_ = Lk.astype(X_.dtype)
+        K = None
+        for lo in range(0, P, chunk):
+            hi = min(P, lo + chunk)
+            T = buf[: n * (hi - lo) * p].reshape(n, (hi - lo) * p)
+            np.matmul(X_, L_[lo:hi].transpose(1, 0, 2).reshape(p, -1), out=T)
+            T.reshape(n, hi - lo, p)[...] *= S_[:, lo:hi, None]
+            part = T @ T.T
+            K = part if K is None else K.__iadd__(part)
+        K = K.astype(np.float64, copy=False)
         # N = I + R^T K R with R = C^T W^{1/2}:  R^T K R = W^{1/2} C K C^T W^{1/2}
         N = woodbury_matrix(K, w)
         try:

@@ -350,9 +350,8 @@ class GramBarrier(Solver):
         given, refines each solve with exact products (at most ``refinements`` times)."""
         r_u = grad - z[:, 1:]  # stationarity in u: H u - b - zbar
         r_t = alpha - z[:, 0]  # stationarity in t: alpha - z0
-        W, Winv = _nt_scaling(x, z)
+        W, Winv, D = _nt_scaling(x, z, square=True)  # D = W^2
         lt = _bmv(W, x)  # scaled point W x = W^{-1} z
-        D = np.matmul(W, W)
         Dtt = D[:, 0, 0]
         Dut = D[:, 1:, 0]
         blocks = D[:, 1:, 1:] - Dut[:, :, None] * Dut[:, None, :] / Dtt[:, None, None]
