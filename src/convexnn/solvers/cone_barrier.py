@@ -687,10 +687,15 @@ class ConeBarrier(Solver):
         \tfrac12\lVert u\rVert^2` from strictly interior ``U`` (rows); its minimiser
         is the centre of the cone scaled to norm :math:`\sqrt n`. A gate through a data
         point is interior but next to the boundary, where the damped Newton step
-        :math:`1/(1 + \sqrt{\text{decrement}})` is tiny: each step is instead the best
-        of a few lengths up to the boundary (:math:`\psi_k` along the Newton direction
-        costs one pass over ``g`` and ``dg``). A cone leaves the batch once its Newton
-        decrement is below ``decrement`` (its step would no longer move it).
+        :math:`1/(1 + \sqrt{\text{decrement}})` is tiny: while the decrement exceeds 1,
+        each step is instead the best of a few lengths up to the boundary
+        (:math:`\psi_k` along the Newton direction costs one pass over ``g`` and
+        ``dg``), then the Newton step (at most 0.99 of the way to the boundary). A cone
+        leaves the batch once its Newton decrement is below ``decrement`` (its step
+        would no longer move it). Measured on the issue-3 goal-2 program (500 cones of
+        569 rows): converged in 19 batched iterations, where 30 damped ones left
+        decrements up to 28; the centring matters (the path took 38 steps from the
+        uncentred gates, 29 from the 30 damped iterations).
         """
         n, p = Xa.shape
         U = U * np.sqrt(n)
@@ -711,14 +716,18 @@ class ConeBarrier(Solver):
             dg = (Xa @ step.T) * Et
             with np.errstate(divide="ignore", invalid="ignore"):
                 ratio = np.where(dg < 0, -g / dg, np.inf).min(axis=0)
-            longest = np.minimum(1.0, 0.99 * ratio)
-            # psi(U + a step) - psi(U) for each candidate length a, per cone
-            cand = longest[None, :] * fractions[:, None]  # (c, m)
-            us, ss = np.einsum("mp,mp->m", Ut, step), np.einsum("mp,mp->m", step, step)
-            rel = dg * inv  # dg / g: psi's barrier part is -sum log(1 + a dg / g)
-            change = np.stack([-np.log1p(a[None, :] * rel).sum(axis=0) for a in cand])
-            change += cand * us[None, :] + 0.5 * cand**2 * ss[None, :]
-            a = cand[np.argmin(change, axis=0), np.arange(todo.size)]
+            a = np.minimum(1.0, 0.99 * ratio)
+            # far from the centre (decrement > 1, where Newton's full step may overshoot),
+            # the best of a few lengths up to the longest: psi(U + a step) - psi(U)
+            far = np.flatnonzero(dec > 1.0)
+            if far.size:
+                cand = a[None, far] * fractions[:, None]  # (c, far)
+                us = np.einsum("mp,mp->m", Ut[far], step[far])
+                ss = np.einsum("mp,mp->m", step[far], step[far])
+                rel = dg[:, far] * inv[:, far]  # psi's barrier part: -sum log(1 + a dg / g)
+                change = np.stack([-np.log1p(c[None, :] * rel).sum(axis=0) for c in cand])
+                change += cand * us[None, :] + 0.5 * cand**2 * ss[None, :]
+                a[far] = cand[np.argmin(change, axis=0), np.arange(far.size)]
             a[done] = 0.0
             U[todo] = Ut + a[:, None] * step
             todo = todo[~done]
