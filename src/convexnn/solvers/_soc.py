@@ -38,7 +38,8 @@ def _lower_inverse(L: np.ndarray) -> np.ndarray:
         A, C = both[:m], both[m:]
     else:
         A, C = _lower_inverse(L[:, :h, :h]), _lower_inverse(L[:, h:, h:])
-    out = np.zeros_like(L)
+    out = np.empty_like(L)
+    out[:, :h, h:] = 0.0
     out[:, :h, :h] = A
     out[:, h:, h:] = C
     out[:, h:, :h] = -np.matmul(C, np.matmul(L[:, h:, :h], A))
@@ -113,7 +114,7 @@ def _nt_scaling(x: np.ndarray, z: np.ndarray, square: bool = False):
     Bu[:, 1:, 0] = ub
     us = ub / np.sqrt(1.0 + u[:, 0])[:, None]
     np.multiply(us[:, :, None], us[:, None, :], out=Bu[:, 1:, 1:])
-    Bu[:, 1:, 1:] += np.eye(q - 1)
+    _diagonal(Bu)[:, 1:] += 1.0
     W = eta[:, None, None] * Bu
     Winv = Bu
     Winv[:, 0, 1:] *= -1.0
@@ -122,10 +123,18 @@ def _nt_scaling(x: np.ndarray, z: np.ndarray, square: bool = False):
     if not square:
         return W, Winv
     e2 = eta * eta
-    W2 = (2.0 * e2)[:, None, None] * (u[:, :, None] * u[:, None, :])
-    W2[:, 0, 0] -= e2
-    W2[:, 1:, 1:] += e2[:, None, None] * np.eye(q - 1)
+    v = u * np.sqrt(2.0 * e2)[:, None]
+    W2 = v[:, :, None] * v[:, None, :]  # 2 eta^2 u u^T, then - eta^2 J on the diagonal
+    diag = _diagonal(W2)
+    diag[:, 0] -= e2
+    diag[:, 1:] += e2[:, None]
     return W, Winv, W2
+
+
+def _diagonal(A: np.ndarray) -> np.ndarray:
+    """Writable view of the diagonals of a C-contiguous stack ``A`` (``(m, q, q)``)."""
+    m, q, _ = A.shape
+    return A.reshape(m, q * q)[:, :: q + 1]
 
 
 def _soc_step(x: np.ndarray, dx: np.ndarray) -> float:

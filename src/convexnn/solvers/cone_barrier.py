@@ -532,7 +532,7 @@ class ConeBarrier(Solver):
             dU, dt = solve(RU, Rt, refine=refine)
             dga = forward(dU, fit=False)[1][:, sel]
             dx = np.concatenate([dt[sel, None], dU[sel]], axis=1)
-            dz = _bmv(W, rs - _bmv(W, dx))
+            dz = Wrs - _bmv(W2, dx)  # W (rs - W dx)
             dlam = dga / ga  # in place: lam (target - corr - lam g - lam dg) / (lam g)
             dlam += 1.0
             dlam *= -lam
@@ -614,7 +614,8 @@ class ConeBarrier(Solver):
         # Jacobi scaling first: entries reach lam/g ~ 1/g^2 near the cone boundaries, and
         # an unscaled Cholesky of such a block loses its positive definiteness in rounding
         sc = 1.0 / np.sqrt(np.einsum("bii->bi", D))
-        Ds = D * sc[:, :, None] * sc[:, None, :]
+        Ds = sc[:, :, None] * sc[:, None, :]
+        Ds *= D
         try:
             Linv = _lower_inverse(np.linalg.cholesky(Ds)) * sc[:, None, :]  # L^{-1} S
         except np.linalg.LinAlgError:
@@ -623,8 +624,12 @@ class ConeBarrier(Solver):
             ev, Q = np.linalg.eigh(Ds)
             ev = np.maximum(ev, 1e-13 * ev[:, -1:])
             Linv = (Q / np.sqrt(ev)[:, None, :]).transpose(0, 2, 1) * sc[:, None, :]
-        Dinv = np.zeros((B, p + 1, p + 1))
-        Dinv[a_idx] = np.matmul(Linv.transpose(0, 2, 1), Linv)  # S (S D S)^{-1} S = D^{-1}
+        inv_active = np.matmul(Linv.transpose(0, 2, 1), Linv)  # S (S D S)^{-1} S = D^{-1}
+        if a_idx.size == B:
+            Dinv = inv_active
+        else:
+            Dinv = np.zeros((B, p + 1, p + 1))
+            Dinv[a_idx] = inv_active
         # K = F D^{-1} F^T = T T^T,  T = [S_k X_a L_k],  L_k L_k^T = A_vk + A_wk
         A = Dinv[:P, :p, :p] + Dinv[P:, :p, :p]
         A = 0.5 * (A + A.transpose(0, 2, 1))
