@@ -216,7 +216,10 @@ class ConeBarrier(Solver):
         (2026-12-02, one thread): one corrector takes the issue-3 goal-2 program from 29
         to 25 steps and a 1500 x 20 regression from 36 to 32, at the same wall time (a
         corrector costs about what the saved steps did; on small programs they can also
-        cost a step or two), so they are off by default.
+        cost a step or two). Again on 2026-12-03 (before ``MU0_FRACTION``): 28 -> 24
+        steps and 3-5 % less time on the goal-2 program, 6-11 % more on breast cancer
+        with P = 100 and on a 1500 x 20 regression, and a corrector tried only on short
+        steps stalled at tol 1e-5; so they are off by default.
 
     Notes
     -----
