@@ -75,7 +75,8 @@ AUTO_GRAM_MAX_SAMPLES = 4000
 #: ``"auto"`` uses :class:`ConeBarrier` for the cone-constrained programs (ReLU, leaky
 #: ReLU, abs) with the squared loss up to this many samples; measured at the
 #: ConvexMLPRegressor defaults against FISTA (README, "Solver choice"): diabetes (442 x
-#: 10) 1.6 s vs 14.8 s, a 1500 x 20 regression 20.3 s vs 37.6 s (its steps cost
+#: 10) 1.6 s vs 14.8 s, a 1500 x 20 regression 20.3 s vs 37.6 s (2026-12-01; 0.4 vs 5.5 s
+#: and 7.0 vs 20.0 s on 2026-12-03, benchmarks/results/relu_solver.md; its steps cost
 #: O(n^2 P d)); on the issue-3 goal-2 program (569 x 30, P=500, alpha=1e-3) it certifies
 #: 1e-3 in 4.2 s (2026-12-03; 18 s on 2026-12-01) where FISTA had not in 926 s. Beyond,
 #: its steps grow as n^3 and their number with n: on protein with P = 200 (2026-12-03,
