@@ -181,6 +181,37 @@ def test_row_products_give_every_block_curvature():
     np.testing.assert_array_equal(got, got.transpose(0, 2, 1))
 
 
+def test_blocks_without_a_usable_cone_stay_zero(monkeypatch):
+    """Patterns whose cone has no usable interior direction are left out of the path
+    (their blocks stay zero; the steps then index the active blocks, not all of them):
+    the result is the optimum of the program without those patterns (cvxpy)."""
+    from convexnn.operators import ConeOperator, GatedOperator
+    from convexnn.programs import ConvexProgram
+
+    base = make_program("reg1", "relu", 2)
+    gated = base.operator.gated
+    X, gates = gated.Xa[:, :-1], gated.gates
+    P = gates.shape[1]
+
+    def program(G):
+        return ConvexProgram(base.loss, base.penalty, ConeOperator(GatedOperator(X, G), "relu"),
+                             base.Y, base.sample_weight, base.alpha)
+
+    # two zero gates (every X_a g = 0: not interior, so they go to the LP), whose cones
+    # the LP is made to find empty
+    with_two = program(np.hstack([gates[:, :2], np.zeros((gates.shape[0], 2)), gates[:, 2:]]))
+    monkeypatch.setattr(ConeBarrier, "_interior_directions",
+                        staticmethod(lambda Xa, E: np.zeros((E.shape[1], Xa.shape[1]))))
+    sol = ConeBarrier().solve(with_two, tol=TOL, max_iter=200)
+    blocks = [2, 3, P + 4, P + 5]  # both blocks of patterns 2 and 3 (of P + 2)
+    assert np.all(sol.coef[blocks] == 0.0)
+    assert with_two.cone_violation(sol.coef) <= 1e-12
+    p_star, _ = reference_optimum(program(gates))
+    J = program_J(with_two, sol.coef, sol.intercept)
+    assert abs(J - p_star) <= 10 * TOL * abs(p_star), (J, p_star)
+    assert sol.history.relative_gap[-1] <= TOL
+
+
 def test_analytic_centres_match_cvxpy():
     """The start's cone centres minimise psi(u) = -sum log(E X_a u) + |u|^2 / 2 (cvxpy /
     Clarabel on the exponential cone), also for gates through a data point, where the
