@@ -81,7 +81,9 @@ AUTO_GRAM_MAX_SAMPLES = 4000
 #: 1e-3 in 4.2 s (2026-12-03; 18 s on 2026-12-01) where FISTA had not in 926 s. Beyond,
 #: its steps grow as n^3 and their number with n: on protein with P = 200 (2026-12-03,
 #: one thread) 1500 rows 4.7 s (37 steps), 3000 rows 31 s (44), 5000 rows 118 s (54),
-#: where FISTA certifies the 5000-row program in 74 s (README, goal 3).
+#: where FISTA certifies the 5000-row program in 74 s (README, goal 3); at the regressor
+#: defaults on the 20-feature synthetic regression of relu_solver.py, 2000 rows 13.1 s vs
+#: FISTA 15.2 s and 3000 rows 27.5 s vs 14.5 s: the crossover is near 2000 rows.
 AUTO_CONE_BARRIER_MAX_SAMPLES = 1500
 #: ... and while its dense step arrays stay moderate: the ``n x P (d+1)`` factor ``T``
 #: (float32) and the ``2P`` blocks of size ``(d+2)^2`` (several float64 copies), in
