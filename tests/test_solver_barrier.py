@@ -171,12 +171,26 @@ def test_auto_picks_the_barrier_only_where_it_applies(monkeypatch):
         m.setattr(solvers, "AUTO_GRAM_MAX_SAMPLES", 11)
         m.setattr(solvers, "AUTO_GRAM_MAX_VARIABLES", 14)
         assert isinstance(make_solver("auto", program=wide), DualBarrier)
-    # the cone-constrained programs: their own interior-point method up to its size, then FISTA
-    assert isinstance(make_solver("auto", program=_small(SquaredLoss(), y, cone=True)), ConeBarrier)
+    # the cone-constrained programs: their own interior-point method, in sample space up to
+    # its size, beyond in coefficient space while there are few coefficients, then FISTA
+    small_cone = make_solver("auto", program=_small(SquaredLoss(), y, cone=True))
+    assert isinstance(small_cone, ConeBarrier)
     big_cone = _small(SquaredLoss(), y, cone=True, n=AUTO_CONE_BARRIER_MAX_SAMPLES + 1)
-    assert isinstance(make_solver("auto", program=big_cone), FISTA)
+    chosen = make_solver("auto", program=big_cone)
+    assert isinstance(chosen, ConeBarrier) and chosen.space_for(big_cone) == "coefficients"
+    with monkeypatch.context() as m:
+        m.setattr(solvers, "AUTO_CONE_BARRIER_MAX_COEFFICIENTS", 14)  # 5 patterns x 3 inputs
+        assert isinstance(make_solver("auto", program=big_cone), FISTA)
+        m.setitem(AUTO_CONE_BARRIER_MAX_ENTRIES, "cone", 10**9)
+        assert isinstance(make_solver("auto", program=big_cone), FISTA)  # neither space
+    with monkeypatch.context() as m:
+        m.setitem(AUTO_CONE_BARRIER_MAX_ENTRIES, "cone", 2 * 5 * big_cone.operator.n_samples - 1)
+        assert isinstance(make_solver("auto", program=big_cone), FISTA)  # its n x 2P arrays
     wide = _small(SquaredLoss(), y, cone=True)
     monkeypatch.setitem(AUTO_CONE_BARRIER_MAX_ENTRIES, "factor", wide.operator.n_samples)
+    chosen = make_solver("auto", program=wide)  # no sample-space factor: coefficient space
+    assert isinstance(chosen, ConeBarrier) and chosen.space_for(wide) == "coefficients"
+    monkeypatch.setitem(AUTO_CONE_BARRIER_MAX_ENTRIES, "blocks", 1)
     assert isinstance(make_solver("auto", program=wide), FISTA)  # its step arrays too large
     labels_cone = (y > 0).astype(float)
     assert isinstance(make_solver("auto", program=_small(LogisticLoss(), labels_cone, cone=True)), FISTA)

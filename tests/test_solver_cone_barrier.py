@@ -47,11 +47,14 @@ def _check(program, sol, p_star, activation="relu", tol=TOL):
 CASES = [(f, s) for f in ("reg1", "reg2") for s in range(8)]
 
 
+@pytest.mark.parametrize("space", ["samples", "coefficients"])
 @pytest.mark.parametrize(("family", "seed"), CASES)
-def test_cone_barrier_matches_cvxpy_oracle(family, seed):
+def test_cone_barrier_matches_cvxpy_oracle(family, seed, space):
+    """Both spaces of the Newton systems (n x n, or P (d+1) square: Woodbury on the
+    pattern differences) certify the oracle's optimum."""
     program = make_program(family, "relu", seed)  # odd seeds: random sample weights
     p_star, _ = reference_optimum(program)
-    sol = ConeBarrier().solve(program, tol=TOL, max_iter=500)
+    sol = ConeBarrier(space=space).solve(program, tol=TOL, max_iter=500)
     _check(program, sol, p_star)
     # an interior point method takes tens of steps, not thousands
     assert sol.n_iter <= 150
@@ -68,12 +71,54 @@ def test_centrality_correctors_reach_the_same_optimum(family, seed):
     assert corrected.n_iter <= 150
 
 
+@pytest.mark.parametrize("space", ["samples", "coefficients"])
 @pytest.mark.parametrize("activation", ["leaky_relu", "abs"])
-def test_other_cone_activations(activation):
+def test_other_cone_activations(activation, space):
+    """(Their S_k are not 0/1 masks: the coefficient-space Gram uses their diagonals.)"""
     program = make_program("reg1", activation, 1, negative_slope=0.1)
     p_star, _ = reference_optimum(program)
-    sol = ConeBarrier().solve(program, tol=TOL, max_iter=500)
+    sol = ConeBarrier(space=space).solve(program, tol=TOL, max_iter=500)
     _check(program, sol, p_star, activation)
+
+
+def test_space_choice_and_its_limits():
+    """``space_for``: the cheaper space by its cost model, within each space's limit."""
+    from convexnn.operators import ConeOperator, GatedOperator
+    from convexnn.programs import ConvexProgram
+
+    base = make_program("reg1", "relu", 0)
+
+    def program(n, P, d):
+        rng = np.random.default_rng(0)
+        X = rng.normal(size=(n, d))
+        op = ConeOperator(GatedOperator(X, rng.normal(size=(d + 1, P))), "relu")
+        return ConvexProgram(base.loss, base.penalty, op, rng.normal(size=(n, 1)), np.full(n, 1.0 / n), 0.1)
+
+    tall, wide = program(3000, 20, 9), program(500, 500, 30)  # 200 vs 15500 coefficients
+    assert ConeBarrier(max_samples=5000).space_for(tall) == "coefficients"
+    assert ConeBarrier().space_for(wide) == "samples"
+    assert ConeBarrier(max_samples=100).space_for(wide) == "coefficients"  # the only one allowed
+    assert ConeBarrier(space="samples").space_for(tall) == "samples"
+    assert ConeBarrier().supports(tall) is None  # 3000 rows: coefficient space
+    reason = ConeBarrier(max_coefficients=100).supports(tall)
+    assert "max_samples=2000" in reason and "max_coefficients=100" in reason
+    assert "max_samples" in ConeBarrier(space="samples").supports(tall)
+    assert "max_coefficients" in ConeBarrier(space="coefficients", max_coefficients=100).supports(wide)
+
+
+def test_both_spaces_take_the_same_early_path_on_tall_data():
+    """More samples than coefficients: the two factorizations solve the same Newton
+    systems, so the paths agree to rounding while the systems are well conditioned
+    (the first steps), and both certify the same optimum. (Late steps differ in
+    rounding: on this 2-output program the float64 sample-space path plateaus at a 3e-6
+    gap for 25 steps, the coefficient-space one for 10, before both certify 1e-7.)"""
+    program = make_program("reg2", "relu", 4)
+    a = ConeBarrier(space="samples", single_precision=False).solve(program, tol=1e-7, max_iter=200)
+    b = ConeBarrier(space="coefficients").solve(program, tol=1e-7, max_iter=200)
+    np.testing.assert_allclose(a.history.primal[:5], b.history.primal[:5], rtol=1e-8)
+    assert max(a.history.relative_gap[-1], b.history.relative_gap[-1]) <= 1e-7
+    J = [program_J(program, s.coef, s.intercept) for s in (a, b)]
+    assert J[0] == pytest.approx(J[1], rel=3e-7)
 
 
 def test_returned_network_is_sparse_and_matches_fista():
@@ -109,7 +154,11 @@ def test_refuses_programs_it_does_not_solve():
         ConeBarrier().solve(make_program("binary", "relu", 0), tol=1e-6, max_iter=10)
     relu = make_program("reg1", "relu", 0)
     with pytest.raises(ValueError, match=r"max_samples.*use solver='fista' or 'admm'"):
-        ConeBarrier(max_samples=5).solve(relu, tol=1e-6, max_iter=10)
+        ConeBarrier(max_samples=5, space="samples").solve(relu, tol=1e-6, max_iter=10)
+    with pytest.raises(ValueError, match=r"max_samples=5 .*max_coefficients=3 "):
+        ConeBarrier(max_samples=5, max_coefficients=3).solve(relu, tol=1e-6, max_iter=10)
+    with pytest.raises(ValueError, match="space must be"):
+        ConeBarrier(space="dual").solve(relu, tol=1e-6, max_iter=10)
     for bad in (-1, 1.5, "2"):
         with pytest.raises(ValueError, match="correctors must be a non-negative integer"):
             ConeBarrier(correctors=bad).solve(relu, tol=1e-6, max_iter=10)

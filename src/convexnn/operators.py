@@ -250,7 +250,7 @@ class GatedOperator:
         out *= self._gram  # in place: one n x n array, not two
         return out
 
-    def block_gram(self, w: np.ndarray, single: bool = True) -> np.ndarray:
+    def block_gram(self, w: np.ndarray, single: bool = True, diagonals=None) -> np.ndarray:
         r"""The program's Gram matrix in coefficient space, shape ``(P p, P p)``.
 
         With rows :math:`a_i = (d_{i1} x_i, \dots, d_{iP} x_i) \in \mathbb R^{P p}`
@@ -263,6 +263,9 @@ class GatedOperator:
         :math:`n (Pp)^2 / 2` multiply-adds, worth it where ``n`` is much larger than
         ``P p``. ``single`` accumulates in float32 (twice as fast; meant for Newton
         matrices, whose rounding only affects steps); weights must be non-negative.
+        ``diagonals(rows)``, if given, returns the ``(rows, P)`` diagonals to use in place
+        of the masks :math:`d_{ik}` (the cone programs' :math:`S_k`:
+        :meth:`ConeOperator.diagonals`).
         """
         from scipy.linalg import blas
 
@@ -276,7 +279,8 @@ class GatedOperator:
         H = np.zeros((m, m), dtype=dtype, order="F")
         for s in self._chunks(m + p):
             rows = (np.sqrt(w[s])[:, None] * self.data.rows(s)).astype(dtype)
-            A = (self.masks[s][:, :, None] * rows[:, None, :]).reshape(-1, m)
+            d = self.masks[s] if diagonals is None else diagonals(s).astype(dtype)
+            A = (d[:, :, None] * rows[:, None, :]).reshape(-1, m)
             # A^T A into the upper triangle of H (Fortran order: syrk works in place)
             H = syrk(1.0, A, beta=1.0, c=H, trans=1, lower=0, overwrite_c=1)
             del A

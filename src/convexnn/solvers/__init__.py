@@ -27,6 +27,7 @@ __all__ = [
     "AUTO_GRAM_MAX_VARIABLES",
     "AUTO_GRAM_MAX_SAMPLES",
     "AUTO_CONE_BARRIER_MAX_SAMPLES",
+    "AUTO_CONE_BARRIER_MAX_COEFFICIENTS",
     "AUTO_CONE_BARRIER_MAX_ENTRIES",
     "SOLVERS",
 ]
@@ -85,10 +86,18 @@ AUTO_GRAM_MAX_SAMPLES = 4000
 #: defaults on the 20-feature synthetic regression of relu_solver.py, 2000 rows 13.1 s vs
 #: FISTA 15.2 s and 3000 rows 27.5 s vs 14.5 s: the crossover is near 2000 rows.
 AUTO_CONE_BARRIER_MAX_SAMPLES = 1500
+#: ... or, with more samples, in coefficient space (``ConeBarrier(space="coefficients")``:
+#: one ``P (d+1)`` square matrix per step, whatever ``n``) up to this many coefficients per
+#: output. Measured 2026-12-03, one thread, tol 1e-3: protein with P = 200 (2000
+#: coefficients) 3000 rows 7.6 s (44 steps) vs FISTA 45.7 s and sample space 31.7 s,
+#: 5000 rows 14.4 s vs FISTA 74 s; at the regressor defaults on a 3000 x 20 regression
+#: (4200 coefficients) 19.6 s vs FISTA 14.5 s.
+AUTO_CONE_BARRIER_MAX_COEFFICIENTS = 3000
 #: ... and while its dense step arrays stay moderate: the ``n x P (d+1)`` factor ``T``
-#: (float32) and the ``2P`` blocks of size ``(d+2)^2`` (several float64 copies), in
-#: entries; beyond, ``"auto"`` keeps FISTA, whose memory is linear in ``n``.
-AUTO_CONE_BARRIER_MAX_ENTRIES = {"factor": 60_000_000, "blocks": 10_000_000}
+#: (float32, sample space), the ``2P`` blocks of size ``(d+2)^2`` and the ``n x 2P`` cone
+#: arrays (several float64 copies each), in entries; beyond, ``"auto"`` keeps FISTA,
+#: whose memory is linear in ``n``.
+AUTO_CONE_BARRIER_MAX_ENTRIES = {"factor": 60_000_000, "blocks": 10_000_000, "cone": 10_000_000}
 #: ... and only for tolerances it reaches reliably: below ~1e-8 relative its path can
 #: stall in rounding (seen: 2.4e-8 on a small logistic problem asked for 1e-9).
 AUTO_BARRIER_MIN_TOL = 1e-8
@@ -107,7 +116,9 @@ def make_solver(spec, cone: bool | None = None, program=None, tol: float | None 
     (logistic loss: 600);
     for the cone-constrained programs with the squared loss, the
     interior-point method :class:`ConeBarrier` up to
-    :data:`AUTO_CONE_BARRIER_MAX_SAMPLES` samples (and step arrays within
+    :data:`AUTO_CONE_BARRIER_MAX_SAMPLES` samples or
+    :data:`AUTO_CONE_BARRIER_MAX_COEFFICIENTS` coefficients per output (in whichever
+    space is cheaper, :meth:`ConeBarrier.space_for`; step arrays within
     :data:`AUTO_CONE_BARRIER_MAX_ENTRIES`); otherwise FISTA, which solves every program (for the ReLU
     program its proximal step projects onto the cones exactly, so every iterate is
     feasible). Without ``program``, or for ``tol`` below :data:`AUTO_BARRIER_MIN_TOL`,
@@ -118,12 +129,15 @@ def make_solver(spec, cone: bool | None = None, program=None, tol: float | None 
     if spec == "auto":
         tight = tol is not None and tol < AUTO_BARRIER_MIN_TOL
         if program is not None and program.has_cone and not tight:
-            cone = ConeBarrier(max_samples=AUTO_CONE_BARRIER_MAX_SAMPLES)
             op = program.operator
             n, P, p = op.n_samples, op.n_patterns, op.n_inputs
-            small = (n * P * p <= AUTO_CONE_BARRIER_MAX_ENTRIES["factor"]
-                     and 2 * P * (p + 1) ** 2 <= AUTO_CONE_BARRIER_MAX_ENTRIES["blocks"])
-            if small and cone.supports(program) is None:
+            limits = AUTO_CONE_BARRIER_MAX_ENTRIES
+            samples = n <= AUTO_CONE_BARRIER_MAX_SAMPLES and n * P * p <= limits["factor"]
+            coefficients = P * p <= AUTO_CONE_BARRIER_MAX_COEFFICIENTS and 2 * n * P <= limits["cone"]
+            cone = ConeBarrier(max_samples=AUTO_CONE_BARRIER_MAX_SAMPLES if samples else 0,
+                               max_coefficients=AUTO_CONE_BARRIER_MAX_COEFFICIENTS if coefficients else 0)
+            if (2 * P * (p + 1) ** 2 <= limits["blocks"] and (samples or coefficients)
+                    and cone.supports(program) is None):
                 return cone
         if program is not None and not program.has_cone and not tight:
             barrier = DualBarrier()

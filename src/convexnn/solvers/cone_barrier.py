@@ -82,7 +82,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.linalg import LinAlgError, cho_factor
+from scipy.linalg import LinAlgError, cho_factor, cho_solve
 
 from ..certificates import DualPoint, cone_dual_norms, dual_value
 from ..losses import SquaredLoss
@@ -107,7 +107,12 @@ __all__ = ["ConeBarrier"]
 #: two regressions): 0.3 took 25 / 30 steps on the goal-2 program where 1 took 28 / 36,
 #: and never more steps on the others (0.1: no better than 1 on the goal-2 program);
 #: then on three unseen ones (400-row breast cancer subsets, 150 random gates, alpha
-#: 1e-3..3e-3, tol 1e-5): 23-25 steps where the previous version took 27-28
+#: 1e-3..3e-3, tol 1e-5): 23-25 steps where the previous version took 27-28. Seen
+#: against it: on a tiny 2-output program (23 rows, 3 patterns) at tol 1e-7, one output's
+#: complementarity runs ahead of its dual residual and the path plateaus at a 3e-6 gap
+#: (float64 sample space 35 steps instead of 15, coefficient space 20 instead of 10;
+#: default settings 12 instead of 11); a floor on the centring target tied to the
+#: residual fixed that case at one setting and stalled another, so none is used
 MU0_FRACTION = 0.3
 
 #: float32 products of K (refined solves) while the gap exceeds this many ``tol``; the
@@ -145,6 +150,8 @@ class _Context:
     # every step (a fresh array of this size is mapped and faulted in each time: 6.5 ->
     # 5.1 ms per product at the issue-3 goal-2 size, measured alone)
     T_buffers: dict = None
+    # coefficient space: the centred weighted Gram matrix H = A^T C^T W C A, (P p, P p)
+    H: np.ndarray | None = None
 
 
 @dataclass
@@ -239,7 +246,10 @@ class ConeBarrier(Solver):
     alternatives = "solver='fista' or 'admm'"
 
     def __init__(self, max_samples: int = 2000, refine_from: float = 30.0, step_fraction: float = 0.99,
-                 single_precision: bool = True, correctors: int = 0):
+                 single_precision: bool = True, correctors: int = 0, space: str = "auto",
+                 max_coefficients: int = 6000):
+        self.space = space
+        self.max_coefficients = max_coefficients
         self.correctors = correctors
         self.single_precision = single_precision
         self.max_samples = max_samples
@@ -256,13 +266,42 @@ class ConeBarrier(Solver):
         reason = group_per_block_and_output(program)
         if reason is not None:
             return reason
-        n = program.operator.n_samples
-        if n > self.max_samples:
-            return (
-                f"{n} samples exceed max_samples={self.max_samples} (each step factors an "
-                "n_samples x n_samples matrix)"
-            )
+        n, m = program.operator.n_samples, program.operator.n_patterns * program.operator.n_inputs
+        samples = (None if n <= self.max_samples else
+                   f"{n} samples exceed max_samples={self.max_samples} (each step factors an "
+                   "n_samples x n_samples matrix)")
+        coefficients = (None if m <= self.max_coefficients else
+                        f"{m} coefficients per output (n_patterns x (n_features + 1)) exceed "
+                        f"max_coefficients={self.max_coefficients} (each step factors a matrix of "
+                        "that order)")
+        if self.space == "samples":
+            return samples
+        if self.space == "coefficients":
+            return coefficients
+        if samples is not None and coefficients is not None:
+            return f"{samples}, and {coefficients}"
         return None
+
+    def space_for(self, program: ConvexProgram) -> str:
+        r"""``"samples"`` or ``"coefficients"``: where the Newton systems are solved.
+
+        Per step, sample space forms :math:`K` (:math:`n^2 P p` multiply-adds) and factors
+        the ``n x n`` matrix (:math:`n^3/3`); coefficient space forms :math:`L^\top H L`
+        (:math:`2 P^2 p^3`) and factors it (:math:`(Pp)^3/3`), after one Gram matrix
+        :math:`H` (:math:`n (Pp)^2 / 2`, counted here over 25 steps). ``"auto"`` takes the
+        cheaper of those the limits allow.
+        """
+        if self.space in ("samples", "coefficients"):
+            return self.space
+        n, P, p = program.operator.n_samples, program.operator.n_patterns, program.operator.n_inputs
+        m = P * p
+        if n > self.max_samples:
+            return "coefficients"
+        if m > self.max_coefficients:
+            return "samples"
+        samples = n * n * m + n**3 / 3.0
+        coefficients = m**3 / 3.0 + 2.0 * P * P * p**3 + n * m * m / 2.0 / 25.0
+        return "coefficients" if coefficients < samples else "samples"
 
     def check(self, program: ConvexProgram) -> None:
         super().check(program)
@@ -270,6 +309,8 @@ class ConeBarrier(Solver):
             raise ValueError(f"step_fraction must be in (0, 1), got {self.step_fraction!r}.")
         if not (isinstance(self.correctors, (int, np.integer)) and self.correctors >= 0):
             raise ValueError(f"correctors must be a non-negative integer, got {self.correctors!r}.")
+        if self.space not in ("auto", "samples", "coefficients"):
+            raise ValueError(f"space must be 'auto', 'samples' or 'coefficients', got {self.space!r}.")
 
     # -- the solve ---------------------------------------------------------------------
     def solve(self, program, *, tol, max_iter, init=None, verbose=0):
@@ -315,6 +356,13 @@ class ConeBarrier(Solver):
             return r - w @ r
 
         ctx = _Context(alpha, w, Xa, Sd, EdB, Z2, forward, adjoint, centred, P, T_buffers={})
+        if self.space_for(program) == "coefficients":
+            # H = A^T W A - (A^T w)(A^T w)^T, A = [S_k X_a]_k: the data term of every step
+            H = op.gated.block_gram(w, single=False, diagonals=op.diagonals)
+            sw = (Xa.T @ (Sd * w[:, None])).T.reshape(-1)  # A^T w, (P p,)
+            H -= np.outer(sw, sw)
+            ctx.H = np.ascontiguousarray(H)
+            del H
         if self.single_precision:
             ctx.Xa32, ctx.Sd32 = Xa.astype(np.float32), Sd.astype(np.float32)
 
@@ -519,7 +567,8 @@ class ConeBarrier(Solver):
         # (float64 products: float32 ones of these curvatures, whose weights lam / g
         # span many decades, make blocks near the boundary singular in rounding)
         D[:, :p, :p] += ctx.Z2.grams(lam / ga)
-        solve = self._factor(D, ctx, B, p, single=single)
+        solve = (self._factor(D, ctx, B, p, single=single) if ctx.H is None
+                 else self._factor_coefficients(D, ctx, B, p))
         gradf = adjoint(theta)
 
         def direction(target, corr_g, corr_s, refine=True):
@@ -702,6 +751,69 @@ class ConeBarrier(Solver):
                 eU, et = woodbury(RU - HU, Rt - Ht)
                 dU, dt = dU + eU, dt + et
             return dU, dt
+
+        return solve
+
+    @staticmethod
+    def _factor_coefficients(D, ctx: "_Context", B: int, p: int):
+        r"""Factor :math:`D + \mathcal F^\top M \mathcal F` in coefficient space; return
+        ``solve(RU, Rt) -> (dU, dt)``.
+
+        With :math:`\mathcal F = [A, -A]` on the ``u`` parts and :math:`H = A^\top M A`
+        (``ctx.H``), the blocks of pattern ``k`` see the data term only through
+        :math:`s_k = du_{v_k} - du_{w_k}`: :math:`x_j = D_j^{-1}(r_j \mp [(H s)_k; 0])`,
+        hence :math:`(I + A_{\rm blk} H) s = a` with :math:`A_k = [D_{v_k}^{-1}]_{uu} +
+        [D_{w_k}^{-1}]_{uu} = L_k L_k^\top` and :math:`a_k = [D_{v_k}^{-1} r_{v_k}]_u -
+        [D_{w_k}^{-1} r_{w_k}]_u`. Woodbury's identity gives :math:`s = a - L (I + L^\top H
+        L)^{-1} L^\top H a`: one ``P p x P p`` matrix, at least the identity, factored per
+        step (float64), and no inverse of :math:`L` (zero for patterns left out).
+        """
+        a_idx = np.flatnonzero(ctx.active)
+        P, H = ctx.P, ctx.H
+        m = P * p
+        sc = 1.0 / np.sqrt(np.einsum("bii->bi", D))
+        Ds = sc[:, :, None] * sc[:, None, :]
+        Ds *= D
+        try:
+            Linv = _lower_inverse(np.linalg.cholesky(Ds)) * sc[:, None, :]
+        except np.linalg.LinAlgError:
+            ev, Q = np.linalg.eigh(Ds)
+            ev = np.maximum(ev, 1e-13 * ev[:, -1:])
+            Linv = (Q / np.sqrt(ev)[:, None, :]).transpose(0, 2, 1) * sc[:, None, :]
+        inv_active = np.matmul(Linv.transpose(0, 2, 1), Linv)
+        if a_idx.size == B:
+            Dinv = inv_active
+        else:
+            Dinv = np.zeros((B, p + 1, p + 1))
+            Dinv[a_idx] = inv_active
+        A = Dinv[:P, :p, :p] + Dinv[P:, :p, :p]
+        A = 0.5 * (A + A.transpose(0, 2, 1))
+        try:
+            Lk = np.linalg.cholesky(A)
+        except np.linalg.LinAlgError:
+            ev, Q = np.linalg.eigh(A)
+            Lk = Q * np.sqrt(np.maximum(ev, 0.0))[:, None, :]
+        # L^T H L block by block: L_k^T on the row blocks of H (a contiguous view), then
+        # L_l on the column blocks (25 -> 15 ms at P p = 2000 against two matmuls with a
+        # transposed copy between them). The Cholesky reads one triangle: no symmetrizing
+        LtH = np.matmul(Lk.transpose(0, 2, 1), H.reshape(P, p, m)).reshape(m, P, p)
+        LHL = np.einsum("ilb,lbc->ilc", LtH, Lk, optimize=True).reshape(m, m)
+        del LtH
+        LHL[np.diag_indices_from(LHL)] += 1.0
+        factor = cho_factor(LHL, lower=True, check_finite=False, overwrite_a=True)
+
+        def solve(RU, Rt, refine=True):  # exact in float64: no refinement
+            r = np.concatenate([RU, Rt[:, None]], axis=1)
+            ar = _bmv(Dinv, r)
+            a = ar[:P, :p] - ar[P:, :p]  # (P, p)
+            Ha = (H @ a.reshape(m)).reshape(P, p)
+            y = cho_solve(factor, np.einsum("kba,kb->ka", Lk, Ha).reshape(m), check_finite=False)
+            s = a - _bmv(Lk, y.reshape(P, p))
+            g = (H @ s.reshape(m)).reshape(P, p)
+            x = ar
+            x[:P] -= _bmv(Dinv[:P, :, :p], g)
+            x[P:] += _bmv(Dinv[P:, :, :p], g)
+            return x[:, :p], x[:, p]
 
         return solve
 
