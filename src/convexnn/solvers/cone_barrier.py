@@ -70,9 +70,13 @@ blocks below a threshold for which the certified gap still holds (:meth:`ConeBar
 
 Scope: the cone-constrained programs with the squared loss, one group per block and
 output (:class:`~convexnn.penalties.ColumnGroupL2`, or the nuclear norm with one output),
-and at most ``max_samples`` samples (the ``n x n`` matrix and the ``n x P (d+1)`` factor
-are dense). Several outputs are separate problems, solved in lock-step so that progress
-reports the whole objective.
+and at most ``max_samples`` samples in sample space (the ``n x n`` matrix and the
+``n x P (d+1)`` factor are dense) or at most ``max_coefficients`` coefficients ``P (d+1)``
+per output in coefficient space (:meth:`ConeBarrier._factor_coefficients`: the same
+Newton systems through one ``P (d+1)`` square matrix per step, after the Gram matrix
+:math:`H = A^\top M A` of the pattern blocks, :math:`A = [S_k X_a]_k`, formed once).
+Several outputs are separate problems, solved in lock-step so that progress reports the
+whole objective.
 
 Measured (``benchmarks/results/speed.md``, goal 2 of issue 3): see the README.
 """
@@ -203,8 +207,14 @@ class ConeBarrier(Solver):
     Parameters
     ----------
     max_samples : int, default=2000
-        Largest number of samples accepted: each step forms and factors an
+        Largest number of samples of the sample space: each step forms and factors an
         ``n_samples x n_samples`` matrix and an ``n_samples x P (d+1)`` factor.
+    space : {"auto", "samples", "coefficients"}, default="auto"
+        Where the Newton systems are solved (module docstring); ``"auto"``: the cheaper
+        of those within their limits (:meth:`space_for`).
+    max_coefficients : int, default=6000
+        Largest ``P (d+1)`` of the coefficient space (each step factors a dense matrix of
+        that order, float64).
     refine_from : float, default=30.0
         The exact cone dual norms (cone projections) are computed once the gap of the
         multiplier iterate is below ``refine_from * tol`` relative, and only where the
