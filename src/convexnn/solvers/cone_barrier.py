@@ -682,33 +682,8 @@ class ConeBarrier(Solver):
         a_idx = np.flatnonzero(ctx.active)
         P, w, Xa, Sd = ctx.P, ctx.w, ctx.Xa, ctx.Sd
         forward, adjoint, centred = ctx.forward, ctx.adjoint, ctx.centred
-        # Jacobi scaling first: entries reach lam/g ~ 1/g^2 near the cone boundaries, and
-        # an unscaled Cholesky of such a block loses its positive definiteness in rounding
-        sc = 1.0 / np.sqrt(np.einsum("bii->bi", D))
-        Ds = sc[:, :, None] * sc[:, None, :]
-        Ds *= D
-        try:
-            Linv = _lower_inverse(np.linalg.cholesky(Ds)) * sc[:, None, :]  # L^{-1} S
-        except np.linalg.LinAlgError:
-            # a block dominated by a few rows can lose its smallest eigenvalues in
-            # rounding: clip them (the step stays a descent direction)
-            ev, Q = np.linalg.eigh(Ds)
-            ev = np.maximum(ev, 1e-13 * ev[:, -1:])
-            Linv = (Q / np.sqrt(ev)[:, None, :]).transpose(0, 2, 1) * sc[:, None, :]
-        inv_active = np.matmul(Linv.transpose(0, 2, 1), Linv)  # S (S D S)^{-1} S = D^{-1}
-        if a_idx.size == B:
-            Dinv = inv_active
-        else:
-            Dinv = np.zeros((B, p + 1, p + 1))
-            Dinv[a_idx] = inv_active
+        Dinv, Lk = ConeBarrier._block_inverses(D, a_idx, B, p, P)
         # K = F D^{-1} F^T = T T^T,  T = [S_k X_a L_k],  L_k L_k^T = A_vk + A_wk
-        A = Dinv[:P, :p, :p] + Dinv[P:, :p, :p]
-        A = 0.5 * (A + A.transpose(0, 2, 1))
-        try:  # positive definite unless both blocks of a pattern are frozen
-            Lk = np.linalg.cholesky(A)
-        except np.linalg.LinAlgError:
-            ev, Q = np.linalg.eigh(A)
-            Lk = Q * np.sqrt(np.maximum(ev, 0.0))[:, None, :]
         # the one O(n^2 P d) product, in float32 when asked (then refined once below)
         X_, S_ = (ctx.Xa32, ctx.Sd32) if single else (Xa, Sd)
         # X_a [L_1 .. L_P] in one product, already in the (n, P p) layout of T
@@ -765,6 +740,39 @@ class ConeBarrier(Solver):
         return solve
 
     @staticmethod
+    def _block_inverses(D, a_idx, B: int, p: int, P: int):
+        r"""The inverse blocks :math:`D_j^{-1}` (``(B, p + 1, p + 1)``, zero on inactive
+        blocks) and, per pattern, the Cholesky factor :math:`L_k` of :math:`A_k =
+        [D_{v_k}^{-1}]_{uu} + [D_{w_k}^{-1}]_{uu}` (``(P, p, p)``), shared by both spaces."""
+        # Jacobi scaling first: entries reach lam/g ~ 1/g^2 near the cone boundaries, and
+        # an unscaled Cholesky of such a block loses its positive definiteness in rounding
+        sc = 1.0 / np.sqrt(np.einsum("bii->bi", D))
+        Ds = sc[:, :, None] * sc[:, None, :]
+        Ds *= D
+        try:
+            Linv = _lower_inverse(np.linalg.cholesky(Ds)) * sc[:, None, :]  # L^{-1} S
+        except np.linalg.LinAlgError:
+            # a block dominated by a few rows can lose its smallest eigenvalues in
+            # rounding: clip them (the step stays a descent direction)
+            ev, Q = np.linalg.eigh(Ds)
+            ev = np.maximum(ev, 1e-13 * ev[:, -1:])
+            Linv = (Q / np.sqrt(ev)[:, None, :]).transpose(0, 2, 1) * sc[:, None, :]
+        inv_active = np.matmul(Linv.transpose(0, 2, 1), Linv)  # S (S D S)^{-1} S = D^{-1}
+        if a_idx.size == B:
+            Dinv = inv_active
+        else:
+            Dinv = np.zeros((B, p + 1, p + 1))
+            Dinv[a_idx] = inv_active
+        A = Dinv[:P, :p, :p] + Dinv[P:, :p, :p]
+        A = 0.5 * (A + A.transpose(0, 2, 1))
+        try:  # positive definite unless both blocks of a pattern are frozen
+            Lk = np.linalg.cholesky(A)
+        except np.linalg.LinAlgError:
+            ev, Q = np.linalg.eigh(A)
+            Lk = Q * np.sqrt(np.maximum(ev, 0.0))[:, None, :]
+        return Dinv, Lk
+
+    @staticmethod
     def _factor_coefficients(D, ctx: "_Context", B: int, p: int):
         r"""Factor :math:`D + \mathcal F^\top M \mathcal F` in coefficient space; return
         ``solve(RU, Rt) -> (dU, dt)``.
@@ -781,28 +789,7 @@ class ConeBarrier(Solver):
         a_idx = np.flatnonzero(ctx.active)
         P, H = ctx.P, ctx.H
         m = P * p
-        sc = 1.0 / np.sqrt(np.einsum("bii->bi", D))
-        Ds = sc[:, :, None] * sc[:, None, :]
-        Ds *= D
-        try:
-            Linv = _lower_inverse(np.linalg.cholesky(Ds)) * sc[:, None, :]
-        except np.linalg.LinAlgError:
-            ev, Q = np.linalg.eigh(Ds)
-            ev = np.maximum(ev, 1e-13 * ev[:, -1:])
-            Linv = (Q / np.sqrt(ev)[:, None, :]).transpose(0, 2, 1) * sc[:, None, :]
-        inv_active = np.matmul(Linv.transpose(0, 2, 1), Linv)
-        if a_idx.size == B:
-            Dinv = inv_active
-        else:
-            Dinv = np.zeros((B, p + 1, p + 1))
-            Dinv[a_idx] = inv_active
-        A = Dinv[:P, :p, :p] + Dinv[P:, :p, :p]
-        A = 0.5 * (A + A.transpose(0, 2, 1))
-        try:
-            Lk = np.linalg.cholesky(A)
-        except np.linalg.LinAlgError:
-            ev, Q = np.linalg.eigh(A)
-            Lk = Q * np.sqrt(np.maximum(ev, 0.0))[:, None, :]
+        Dinv, Lk = ConeBarrier._block_inverses(D, a_idx, B, p, P)
         # L^T H L block by block: L_k^T on the row blocks of H (a contiguous view), then
         # L_l on the column blocks (25 -> 15 ms at P p = 2000 against two matmuls with a
         # transposed copy between them). The Cholesky reads one triangle: no symmetrizing
