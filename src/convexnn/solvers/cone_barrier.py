@@ -180,6 +180,16 @@ class _Column:
     done: bool = False
 
 
+def _on_all_blocks(values: np.ndarray, active: np.ndarray) -> np.ndarray:
+    """Columns ``values`` of the active blocks as an ``(n, 2P)`` array, zero on the
+    others (``values`` itself, no copy, when every block is active)."""
+    if active.all():
+        return values
+    out = np.zeros((values.shape[0], active.size))
+    out[:, active] = values
+    return out
+
+
 class _RowProducts:
     r"""The rows of :math:`X_a \otimes X_a`, upper triangle only: for weights
     :math:`c_{ij}`, every block curvature :math:`X_a^\top \operatorname{diag}(c_{:j})
@@ -227,7 +237,8 @@ class ConeBarrier(Solver):
         float32, and refine each solve once with the exact float64 products, while the
         gap is above ``10 * tol`` (``SINGLE_UNTIL``); float64 after that, and from the
         first float32 step that fails or moves less than 1 % of the way. Only the steps are affected,
-        never the iterates' feasibility or the certificate.
+        never the iterates' feasibility or the certificate. Sample space only: the
+        coefficient space factors its matrix in float64.
     correctors : int, default=0
         Gondzio centrality correctors per step, on the pairs ``(lam_i, g_i)`` of the
         polyhedral cone constraints (each one more solve with the step's factorization,
@@ -413,12 +424,7 @@ class ConeBarrier(Solver):
             rc = centred(z - y)
             primal = 0.5 * float(w @ rc**2) + alpha * float(np.linalg.norm(U, axis=1).sum())
             theta = w * rc  # loss gradient (sums to zero: the intercept is optimal)
-            own = col.lam if col.lam is not None else col.mu / g[:, active]
-            if active.all():
-                lam = own
-            else:
-                lam = np.zeros((n, B))
-                lam[:, active] = own
+            lam = _on_all_blocks(col.lam if col.lam is not None else col.mu / g[:, active], active)
             # || F_j^T theta - G_j^T lam_j ||, with the multiplier iterate
             worst = float(np.linalg.norm(adjoint(theta) - (Xa.T @ (EdB * lam)).T, axis=1).max(initial=0.0))
             # exact dual norms (the best cone multipliers for this theta) can only
@@ -590,12 +596,8 @@ class ConeBarrier(Solver):
             tg = (target - corr_g) / ga  # (m active columns)
             # u rows: -(grad f - G^T lam - zbar) + G^T((target - lam g - corr)/g) + [W rs]_u
             #       = -grad f + zbar + G^T((target - corr)/g) + [W rs]_u
-            if m == B:
-                RU = -gradf + (Xa.T @ (EdB * tg)).T
-            else:
-                full = np.zeros((n, B))
-                full[:, a_idx] = tg
-                RU = -gradf + (Xa.T @ (EdB * full)).T
+            RU = -gradf + (Xa.T @ (EdB * _on_all_blocks(tg, active))).T
+            if m < B:
                 RU[~active] = 0.0
             RU[sel] += zs[:, 1:] + Wrs[:, 1:]
             Rt = np.zeros(B)
