@@ -159,6 +159,9 @@ def test_refuses_programs_it_does_not_solve():
         ConeBarrier(max_samples=5, max_coefficients=3).solve(relu, tol=1e-6, max_iter=10)
     with pytest.raises(ValueError, match="space must be"):
         ConeBarrier(space="dual").solve(relu, tol=1e-6, max_iter=10)
+    for name, bad in (("max_coefficients", "x"), ("max_coefficients", 2.5), ("max_samples", -1)):
+        with pytest.raises(ValueError, match=f"{name} must be a non-negative integer"):
+            ConeBarrier(**{name: bad}).solve(relu, tol=1e-6, max_iter=10)
     for bad in (-1, 1.5, "2"):
         with pytest.raises(ValueError, match="correctors must be a non-negative integer"):
             ConeBarrier(correctors=bad).solve(relu, tol=1e-6, max_iter=10)

@@ -325,13 +325,18 @@ class ConeBarrier(Solver):
         return "coefficients" if coefficients < samples else "samples"
 
     def check(self, program: ConvexProgram) -> None:
+        # the limits and the space first: supports() (in super().check) compares with them
+        for name in ("max_samples", "max_coefficients"):
+            value = getattr(self, name)
+            if not (isinstance(value, (int, np.integer)) and not isinstance(value, bool) and value >= 0):
+                raise ValueError(f"{name} must be a non-negative integer, got {value!r}.")
+        if self.space not in ("auto", "samples", "coefficients"):
+            raise ValueError(f"space must be 'auto', 'samples' or 'coefficients', got {self.space!r}.")
         super().check(program)
         if not 0.0 < self.step_fraction < 1.0:
             raise ValueError(f"step_fraction must be in (0, 1), got {self.step_fraction!r}.")
         if not (isinstance(self.correctors, (int, np.integer)) and self.correctors >= 0):
             raise ValueError(f"correctors must be a non-negative integer, got {self.correctors!r}.")
-        if self.space not in ("auto", "samples", "coefficients"):
-            raise ValueError(f"space must be 'auto', 'samples' or 'coefficients', got {self.space!r}.")
 
     # -- the solve ---------------------------------------------------------------------
     def solve(self, program, *, tol, max_iter, init=None, verbose=0):
