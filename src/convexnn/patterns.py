@@ -21,6 +21,7 @@ __all__ = [
     "ExhaustiveSampler",
     "FixedGates",
     "augment",
+    "unique_patterns",
     "masks_from_gates",
     "make_sampler",
 ]
@@ -131,27 +132,48 @@ class Patterns:
         return self.gates.shape[1]
 
 
-def _unique_nonempty(X: np.ndarray, gates: np.ndarray) -> np.ndarray:
-    """Keep the first gate of each distinct, non-empty mask (keeps sampling order).
+def unique_patterns(X: np.ndarray, gates: np.ndarray, keep_empty: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """The first gate of each distinct, non-empty mask, and where every gate's mask went.
+
+    With ``keep_empty``, the empty mask counts as a pattern too (leaky ReLU and abs: a
+    unit negative on every sample is linear there, not zero).
 
     Masks are computed and bit-packed chunk by chunk (chunks start at multiples of 8
     rows, so the packed bytes are those of the whole mask): memory ``n x P / 8`` bytes.
+
+    Returns
+    -------
+    keep : ndarray of int
+        Columns of ``gates`` kept, in sampling order (the first of each distinct mask).
+    representative : ndarray of int, shape (n_patterns,)
+        For each column of ``gates``, the position in ``keep`` of the column with the
+        same mask; ``-1`` for an empty mask (unless ``keep_empty``).
     """
     n, P = X.shape[0], gates.shape[1]
-    keep = np.zeros(P, dtype=bool)
+    nonempty = np.zeros(P, dtype=bool)
     packed = np.empty((P, (n + 7) // 8), dtype=np.uint8)  # one row of bytes per mask
     for s, M in _mask_chunks(X, gates):
-        keep |= M.any(axis=0)
+        nonempty |= M.any(axis=0)
         packed[:, s.start // 8 : (s.stop + 7) // 8] = np.packbits(M, axis=0).T
     # first gate of each distinct packed mask: a dict on the masks' bytes (exact
     # comparison, first occurrence kept) is ~20x faster than np.unique(axis=1), which
     # sorts the columns as opaque records (2.7 s at n=100000, P=2000)
     first: dict[bytes, int] = {}
+    owner = np.empty(P, dtype=np.int64)
     for k, row in enumerate(packed):
-        first.setdefault(row.tobytes(), k)
-    unique = np.zeros(gates.shape[1], dtype=bool)
-    unique[list(first.values())] = True
-    return gates[:, np.flatnonzero(keep & unique)]
+        owner[k] = first.setdefault(row.tobytes(), k)
+    if keep_empty:
+        nonempty[:] = True
+    keep = np.flatnonzero(nonempty & (owner == np.arange(P)))
+    position = np.full(P, -1, dtype=np.int64)
+    position[keep] = np.arange(keep.size)
+    representative = np.where(nonempty, position[owner], -1)
+    return keep, representative
+
+
+def _unique_nonempty(X: np.ndarray, gates: np.ndarray) -> np.ndarray:
+    """Keep the first gate of each distinct, non-empty mask (keeps sampling order)."""
+    return gates[:, unique_patterns(X, gates)[0]]
 
 
 class PatternSampler(ABC):

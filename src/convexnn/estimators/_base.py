@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
+import sys
+import time
 import warnings
 from numbers import Integral, Real
 
@@ -17,7 +20,7 @@ from ..devices import TorchGatedOperator, check_device
 from ..losses import Loss
 from ..network import Network
 from ..operators import ConeOperator, GatedOperator
-from ..patterns import Patterns, make_sampler, masks_from_gates
+from ..patterns import Patterns, make_sampler, masks_from_gates, unique_patterns
 from ..penalties import ColumnGroupL2, NuclearNorm
 from ..programs import ConvexProgram
 from ..solvers import make_solver
@@ -58,6 +61,7 @@ class BaseConvexMLP(BaseEstimator):
         "tol": [Interval(Real, 0, None, closed="neither")],
         "max_iter": [Interval(Integral, 1, None, closed="left")],
         "max_time": [Interval(Real, 0, None, closed="neither"), None],
+        "pattern_search": [Interval(Integral, 0, None, closed="left")],
         "warm_start": ["boolean"],
         "random_state": ["random_state"],
         "verbose": ["verbose"],
@@ -77,6 +81,7 @@ class BaseConvexMLP(BaseEstimator):
         tol: float = 1e-3,
         max_iter: int = 5000,
         max_time: float | None = None,
+        pattern_search: int = 0,
         warm_start: bool = False,
         random_state=None,
         verbose: int = 0,
@@ -92,6 +97,7 @@ class BaseConvexMLP(BaseEstimator):
         self.tol = tol
         self.max_iter = max_iter
         self.max_time = max_time
+        self.pattern_search = pattern_search
         self.warm_start = warm_start
         self.random_state = random_state
         self.verbose = verbose
@@ -188,16 +194,35 @@ class BaseConvexMLP(BaseEstimator):
     def _solve(self, X, Y, w):
         """Sample patterns, build the program and solve it: ``(program, solution)``.
 
-        A hook: subclasses may replace it (e.g. by a closed-form solution).
+        With ``pattern_search`` rounds (cone activations), continues with
+        :meth:`_search_patterns`. A hook: subclasses may replace it (e.g. by a
+        closed-form solution).
         """
+        # estimators built on this class without the parameter (threshold) never search
+        rounds = getattr(self, "pattern_search", 0)
+        if rounds and self.activation == "gated_relu":
+            raise ValueError(
+                "pattern_search needs activation='relu', 'leaky_relu' or 'abs': a gated ReLU "
+                "network's gates are fixed, so its program is already exact for its patterns. "
+                "Set pattern_search=0, or raise n_patterns to sample more gates."
+            )
+        start = time.perf_counter()
         patterns = self._patterns(X)
         program = self._program(X, Y, w, patterns)
+        solution = self._run_solver(program, self._warm_init(program), self.max_time)
+        self.search_history_ = []
+        if (rounds and not patterns.complete and not solution.interrupted
+                and not solution.time_limit_reached):
+            program, solution = self._search_patterns(X, Y, w, program, solution, start)
+        return program, solution
+
+    def _run_solver(self, program, init, max_time: float | None) -> Solution:
+        """One solve of ``program`` from ``init`` within ``max_time`` seconds (None: no limit)."""
         solver = make_solver(self.solver, program=program, tol=self.tol)
         solver.check(program)
-        init = self._warm_init(program)
         # Ctrl-C during the solve, or the time limit (max_time, checked by the solver's
         # progress printer at its gap checks), keeps the last gap check's state
-        with ProgressScope(max_time=getattr(self, "max_time", None)) as scope:
+        with ProgressScope(max_time=max_time) as scope:
             try:
                 solution = solver.solve(
                     program, tol=self.tol, max_iter=self.max_iter, init=init, verbose=self.verbose
@@ -211,7 +236,94 @@ class BaseConvexMLP(BaseEstimator):
                     snap.coef, snap.intercept, snap.dual_points, snap.iteration, [],
                     scope.history, interrupted=not timed_out, time_limit_reached=timed_out,
                 )
+        return solution
+
+    def _search_patterns(self, X, Y, w, program, solution, start: float):
+        """Rounds of pattern search (:mod:`convexnn.descent`): ``(program, solution)``.
+
+        Each round descends the current network on the non-convex ``J``
+        (:func:`~convexnn.descent.descend`) and solves a new program from the descended
+        network: its patterns are the descended units' own (which make that network a
+        feasible point, so the new certified ``J`` is at most the descended network's),
+        then the patterns the current solution uses, largest blocks first, as many as
+        keep the program within the first program's number of patterns (unused sampled
+        patterns are dropped: the rounds' programs stay as cheap as the first).
+
+        Stops after ``pattern_search`` rounds, when a descent lowers ``J`` by less than
+        ``tol / 10`` (relative), when ``max_time`` runs out, or on Ctrl-C (the fit then
+        warns as after any interrupted solve). A round whose certified ``J`` ends above
+        the previous one's (cut short by the time limit) is discarded.
+        """
+        from ..descent import DESCENT_MAX_ITER, coef_from_network, descend, network_gates
+
+        def objective(program, solution):
+            coef = program.make_feasible(solution.coef)
+            net = self._network(program, coef, solution.intercept)
+            return net, net.objective(X, Y, w, program.loss, self.alpha)
+
+        network, J = objective(program, solution)
+        budget = program.gates.shape[1]  # rounds' programs have at most this many patterns
+        for round_ in range(1, self.pattern_search + 1):
+            t0 = time.perf_counter()
+            try:
+                moved, J_moved = descend(network, X, Y, w, program.loss, self.alpha,
+                                         max_iter=DESCENT_MAX_ITER)
+            except KeyboardInterrupt:  # keep the last certified round
+                self.search_history_.append({"round": round_, "objective_before": J, "stopped": "interrupted"})
+                return program, dataclasses.replace(solution, interrupted=True)
+            descent_seconds = time.perf_counter() - t0
+            record = {"round": round_, "objective_before": J, "descent_objective": J_moved,
+                      "descent_seconds": descent_seconds}
+            if not J_moved < J * (1 - 0.1 * self.tol):
+                record["stopped"] = "descent lowered J by less than tol / 10"
+                self.search_history_.append(record)
+                break
+            # the moved units' own patterns (they make the moved network feasible), then
+            # as many of the patterns the solution uses as fit in the first program's
+            # size, largest blocks first
+            new_gates = network_gates(moved)
+            # ReLU units negative on every sample are zero: dropped; leaky ReLU and abs
+            # units are linear there, and the empty pattern is theirs
+            keep_empty = self.activation != "relu"
+            keep_new, _ = unique_patterns(X, new_gates, keep_empty)
+            room = max(budget - keep_new.size, 0)
+            used = self._used_patterns(program, solution)[:room]
+            candidates = np.hstack([new_gates, program.gates[:, used]])
+            keep, representative = unique_patterns(X, candidates, keep_empty)
+            gates = candidates[:, keep]
+            new_program = self._program(X, Y, w, Patterns(gates, complete=False))
+            init_coef = coef_from_network(new_program, moved, representative[:new_gates.shape[1]])
+            left = None if self.max_time is None else self.max_time - (time.perf_counter() - start)
+            if left is not None and left <= 0:
+                record["stopped"] = "max_time"
+                self.search_history_.append(record)
+                break
+            t0 = time.perf_counter()
+            new_solution = self._run_solver(new_program, (init_coef, moved.intercepts[1]), left)
+            new_network, J_new = objective(new_program, new_solution)
+            record.update(n_patterns=int(gates.shape[1]), objective=J_new,
+                          solve_seconds=time.perf_counter() - t0, n_iter=int(new_solution.n_iter))
+            self.search_history_.append(record)
+            if self.verbose:
+                print(f"pattern search round {round_}: descent J {J:.6g} -> {J_moved:.6g} "
+                      f"({descent_seconds:.1f} s); {gates.shape[1]} patterns, J {J_new:.6g} "
+                      f"({record['solve_seconds']:.1f} s)", file=sys.stderr)
+            if J_new > J:  # cut short (time limit, Ctrl-C) above the previous round
+                record["stopped"] = "discarded: J above the previous round's"
+                break
+            program, solution, network, J = new_program, new_solution, new_network, J_new
+            if solution.interrupted or solution.time_limit_reached:
+                break
         return program, solution
+
+    @staticmethod
+    def _used_patterns(program, solution) -> np.ndarray:
+        """Patterns with a non-zero block in ``solution``, largest block norm first."""
+        P = program.gates.shape[1]
+        coef = program.make_feasible(solution.coef).reshape(2, P, -1)  # v blocks, w blocks
+        size = np.sqrt((coef**2).sum(axis=2)).max(axis=0)
+        order = np.argsort(-size, kind="stable")
+        return order[size[order] > 0]
 
     def _warm_init(self, program) -> tuple[np.ndarray, np.ndarray] | None:
         """The previous fit's ``(convex_coef_, output intercept)`` as the solver's start,

@@ -20,7 +20,7 @@ from .mlp import ConvexMLPClassifier, ConvexMLPRegressor
 __all__ = ["ConvexMLPRegressorCV", "ConvexMLPClassifierCV"]
 
 # parameters of the plain estimators that the CV estimators do not have
-_NOT_CV_PARAMS = ("alpha", "warm_start")
+_NOT_CV_PARAMS = ("alpha", "warm_start", "pattern_search")
 
 _CV_CONSTRAINTS = {
     "alphas": ["array-like", None],

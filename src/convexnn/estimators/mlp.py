@@ -93,7 +93,23 @@ _PARAMS_DOC = """
         certificate, as after Ctrl-C, and emits a ``ConvergenceWarning`` with the
         certified gap unless that gap already meets ``tol``; ``stop_reason_`` is
         then ``"max_time"``. Every solver honours it at its gap checks
-        (``"cvxpy"`` also passes the time left to Clarabel's ``time_limit``).
+        (``"cvxpy"`` also passes the time left to Clarabel's ``time_limit``). With
+        ``pattern_search``, the limit covers all rounds.
+    pattern_search : int, default=0
+        Rounds of pattern search after the first solve (``"relu"``, ``"leaky_relu"``,
+        ``"abs"``; a ``ValueError`` for ``"gated_relu"``, whose gates are fixed). The
+        certificate only covers networks whose units use the program's patterns, and
+        sampled patterns can miss the good ones (on real data an Adam run can end
+        below the certified optimum over 200 sampled patterns). Each round runs a
+        local descent (L-BFGS, 1000 iterations) on the non-convex objective from the
+        certified network, adds the moved units' own activation patterns to the
+        patterns the solution uses (unused sampled patterns are dropped), and solves
+        that program again, certified to ``tol``. The descended network is feasible
+        for it, so each round's certified ``J`` is at most the last one's. The search
+        stops early when a descent lowers ``J`` by less than ``tol``; ``gates_`` and
+        the certificate are those of the last program; ``search_history_`` records
+        the rounds. Skipped when the patterns are complete (the certificate is then
+        global already).
     warm_start : bool, default=False
         Reuse the previous fit's gates and solution as the starting point.
     random_state : int, RandomState instance or None, default=None
@@ -128,7 +144,8 @@ _ATTRS_DOC = """
         with the fitted activation ``act`` (ReLU, leaky ReLU with ``negative_slope``,
         absolute value) reproduces the model's raw outputs exactly.
     gates_ : ndarray of shape (n_features + 1, n_patterns)
-        The sampled gates (last row: bias coefficient).
+        The sampled gates (last row: bias coefficient); with ``pattern_search``, the
+        last round's (the patterns used before it plus the descended units').
     neuron_patterns_ : ndarray of shape (``n_neurons_``,)
         Column of ``gates_`` each hidden unit came from (its gate, for gated ReLU).
     convex_coef_ : ndarray
@@ -156,7 +173,14 @@ _ATTRS_DOC = """
         Convex objective after each iteration (empty when the solve was stopped by
         ``max_time`` or Ctrl-C; ``history_`` has the checks).
     history_ : dict of lists
-        ``iteration``, ``time`` (s), ``primal``, ``dual`` at each duality-gap check.
+        ``iteration``, ``time`` (s), ``primal``, ``dual`` at each duality-gap check
+        (of the last program's solve, with ``pattern_search``).
+    search_history_ : list of dict
+        One entry per ``pattern_search`` round (empty without it): ``objective_before``
+        (certified network's ``J``), ``descent_objective``, ``descent_seconds`` and,
+        when the round solved, ``n_patterns``, ``objective`` (its certified network's
+        ``J``), ``solve_seconds``, ``n_iter``; ``stopped`` says why the search ended
+        there, if it did.
     n_features_in_ : int
     feature_names_in_ : ndarray of str
         Only when ``X`` had string column names.
@@ -276,6 +300,7 @@ class ConvexMLPClassifier(ClassifierMixin, BaseConvexMLP):
         tol: float = 1e-3,
         max_iter: int = 5000,
         max_time: float | None = None,
+        pattern_search: int = 0,
         warm_start: bool = False,
         random_state=None,
         verbose: int = 0,
@@ -293,6 +318,7 @@ class ConvexMLPClassifier(ClassifierMixin, BaseConvexMLP):
             tol=tol,
             max_iter=max_iter,
             max_time=max_time,
+            pattern_search=pattern_search,
             warm_start=warm_start,
             random_state=random_state,
             verbose=verbose,
