@@ -516,3 +516,19 @@ def test_fit_leaky_relu_with_its_slope(regression_csv, tmp_path, capsys):
     capsys.readouterr()
     _assert_user_error(capsys, ["fit", csv_path, "--target", "price", "--activation", "leaky_relu",
                                 "--negative-slope", "1.5"], "slope must be in [0, 1)")
+
+
+def test_fit_pattern_search(regression_csv, tmp_path, capsys):
+    csv_path, X, target = regression_csv
+    model_path = tmp_path / "house.npz"
+    assert _fit(csv_path, "--target", "price", "--no-standardize", "--test-size", 0,
+                "--pattern-search", 2, "--output", model_path) == 0
+    capsys.readouterr()
+    model = load(model_path)
+    assert model.pattern_search == 2
+    assert 1 <= len(model.search_history_) <= 2  # saved and loaded with the model
+    assert model.search_history_[0]["descent_objective"] <= model.search_history_[0]["objective_before"]
+    _assert_user_error(capsys, ["fit", csv_path, "--target", "price", "--activation", "gated_relu",
+                                "--pattern-search", 1], "--pattern-search needs --activation relu")
+    _assert_user_error(capsys, ["fit", csv_path, "--target", "price", "--pattern-search", -1],
+                       "expected an integer >= 0")

@@ -463,6 +463,11 @@ def _cmd_fit(args: argparse.Namespace) -> int:
         params["n_patterns"] = args.n_patterns
     if args.max_iter is not None:
         params["max_iter"] = args.max_iter
+    if args.pattern_search:
+        if args.activation == "gated_relu":
+            raise CLIError("--pattern-search needs --activation relu, leaky_relu or abs "
+                           "(a gated ReLU network's gates are fixed)")
+        params["pattern_search"] = args.pattern_search
     if args.class_weight is not None:
         if task != "classification":
             raise CLIError("--class-weight applies to classification only")
@@ -802,6 +807,16 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _nonnegative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {value}")
+    return value
+
+
 def _slope(text: str) -> float:
     """argparse type: a leaky-ReLU slope in [0, 1)."""
     try:
@@ -881,6 +896,10 @@ def build_parser() -> argparse.ArgumentParser:
                      help="number of sampled activation patterns (default: the estimator's)")
     fit.add_argument("--max-iter", type=_positive_int, default=None, metavar="K",
                      help="solver iteration budget (default: the estimator's)")
+    fit.add_argument("--pattern-search", type=_nonnegative_int, default=0, metavar="R",
+                     help="rounds of pattern search after the first solve (ReLU, leaky ReLU, abs): "
+                          "a local descent of the network, then a certified re-solve over its units' "
+                          "patterns; each round's J is at most the last one's (default 0)")
     fit.add_argument("--output", "-o", default=None, metavar="MODEL",
                      help="where to save the model (default: <csv stem>.convexnn.npz next to "
                      "the CSV)")

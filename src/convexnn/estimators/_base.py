@@ -206,9 +206,9 @@ class BaseConvexMLP(BaseEstimator):
                 "network's gates are fixed, so its program is already exact for its patterns. "
                 "Set pattern_search=0, or raise n_patterns to sample more gates."
             )
-        start = time.perf_counter()
         patterns = self._patterns(X)
         program = self._program(X, Y, w, patterns)
+        start = time.perf_counter()  # max_time counts from the first solve's start
         solution = self._run_solver(program, self._warm_init(program), self.max_time)
         self.search_history_ = []
         if (rounds and not patterns.complete and not solution.interrupted
