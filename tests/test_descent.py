@@ -200,3 +200,33 @@ def test_pattern_search_respects_max_time():
         est.fit(X, y)
     # the first solve already hit the limit: no rounds
     assert est.search_history_ == [] and est.stop_reason_ in ("max_time", "converged")
+
+
+def test_pattern_search_several_outputs_weights_and_softmax():
+    X, y = _data(n=150)
+    Y2 = np.c_[y, X[:, 0] - y]
+    sw = np.random.default_rng(0).random(len(y))
+    labels = np.digitize(y, np.quantile(y, [1 / 3, 2 / 3]))
+    cases = [(ConvexMLPRegressor, Y2, None), (ConvexMLPRegressor, y, sw), (ConvexMLPClassifier, labels, None)]
+    for Est, target, weight in cases:
+        common = dict(alpha=1e-2, n_patterns=10, random_state=0, tol=1e-4)
+        plain = Est(**common).fit(X, target, sample_weight=weight)
+        est = Est(**common, pattern_search=2).fit(X, target, sample_weight=weight)
+        assert est.certificate_.converged
+        assert est.search_history_[0]["objective_before"] == pytest.approx(plain.certificate_.primal, rel=1e-12)
+        assert est.certificate_.primal < 0.95 * plain.certificate_.primal
+        # each unit still feeds one output (the cone programs' architecture)
+        assert (np.count_nonzero(est.coefs_[1], axis=1) <= 1).all()
+        # the exported network's J is the certificate's primal
+        network = est.to_network()
+        Yenc = est._encode_targets(labels) if Est is ConvexMLPClassifier else np.asarray(target).reshape(len(y), -1)
+        w = np.ones(len(y)) if weight is None else weight
+        loss = est._loss(Yenc.shape[1])
+        assert network.objective(X, Yenc, w / w.sum(), loss, 1e-2) == pytest.approx(est.certificate_.primal, rel=1e-10)
+
+
+def test_pattern_search_stops_at_once_without_units():
+    X, y = _data(n=80)
+    est = ConvexMLPRegressor(alpha=10.0, pattern_search=3).fit(X, y)  # alpha above alpha_max
+    assert est.n_neurons_ == 0
+    assert len(est.search_history_) == 1 and "stopped" in est.search_history_[0]
