@@ -230,3 +230,24 @@ def test_pattern_search_stops_at_once_without_units():
     est = ConvexMLPRegressor(alpha=10.0, pattern_search=3).fit(X, y)  # alpha above alpha_max
     assert est.n_neurons_ == 0
     assert len(est.search_history_) == 1 and "stopped" in est.search_history_[0]
+
+
+def test_ctrl_c_during_the_search_keeps_the_last_certified_round(monkeypatch):
+    import convexnn.descent as descent_module
+
+    X, y = _data(n=120)
+    common = dict(alpha=3e-3, n_patterns=12, random_state=0, tol=1e-5)
+    plain = ConvexMLPRegressor(**common).fit(X, y)
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(descent_module, "descend", interrupted)
+    from convexnn import FitInterruptedWarning
+
+    with pytest.warns(FitInterruptedWarning):
+        est = ConvexMLPRegressor(**common, pattern_search=2).fit(X, y)
+    assert est.search_history_ == [{"round": 1, "objective_before": plain.certificate_.primal,
+                                    "stopped": "interrupted"}]
+    assert est.certificate_.primal == pytest.approx(plain.certificate_.primal, rel=1e-12)
+    np.testing.assert_array_equal(est.gates_, plain.gates_)

@@ -299,7 +299,12 @@ class BaseConvexMLP(BaseEstimator):
                 self.search_history_.append(record)
                 break
             t0 = time.perf_counter()
-            new_solution = self._run_solver(new_program, (init_coef, moved.intercepts[1]), left)
+            try:
+                new_solution = self._run_solver(new_program, (init_coef, moved.intercepts[1]), left)
+            except KeyboardInterrupt:  # before the round's first gap check: keep the last round
+                record["stopped"] = "interrupted"
+                self.search_history_.append(record)
+                return program, dataclasses.replace(solution, interrupted=True)
             new_network, J_new = objective(new_program, new_solution)
             record.update(n_patterns=int(gates.shape[1]), objective=J_new,
                           solve_seconds=time.perf_counter() - t0, n_iter=int(new_solution.n_iter))
