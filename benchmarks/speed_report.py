@@ -119,6 +119,11 @@ def adam_table(recs: dict) -> list[str]:
             f"({best.get('lr', '–')}, {batch}) | {_s(best.get('seconds_to_best'))} | {_f(ratio, '{:.2f}')} | "
             f"{_s(r.get('adam_fastest_to_target'))} | {below} |"
         )
+    if any(r.get("variant") == "relu_search" for r in recs.values()):
+        lines += ["", "`relu_search`: the ReLU fit with `pattern_search=2` (two rounds of local descent "
+                  "and certified re-solves over the descended units' patterns, `convexnn.descent`); Adam at "
+                  "that fit's width; its time to J*(1+1e-3) is read off the rounds (the whole fit up to the "
+                  "round that reached it)."]
     polished = {name: r["convexnn_with_adam_patterns"] for name, r in recs.items() if "convexnn_with_adam_patterns" in r}
     if polished:
         lines += ["", "ReLU, with the best Adam network's own patterns added to the sampled ones (its first "
