@@ -209,7 +209,7 @@ class BaseConvexMLP(BaseEstimator):
         patterns = self._patterns(X)
         program = self._program(X, Y, w, patterns)
         start = time.perf_counter()  # max_time counts from the first solve's start
-        solution = self._run_solver(program, self._warm_init(program), self.max_time)
+        solution = self._run_solver(program, self._warm_init(program), getattr(self, "max_time", None))
         self.search_history_ = []
         if (rounds and not patterns.complete and not solution.interrupted
                 and not solution.time_limit_reached):
@@ -257,11 +257,12 @@ class BaseConvexMLP(BaseEstimator):
         from ..descent import DESCENT_MAX_ITER, coef_from_network, descend, network_gates
 
         def objective(program, solution):
+            """``(feasible coef, its network, the network's J)`` of a round's solution."""
             coef = program.make_feasible(solution.coef)
             net = self._network(program, coef, solution.intercept)
-            return net, net.objective(X, Y, w, program.loss, self.alpha)
+            return coef, net, net.objective(X, Y, w, program.loss, self.alpha)
 
-        network, J = objective(program, solution)
+        coef, network, J = objective(program, solution)
         budget = program.gates.shape[1]  # rounds' programs have at most this many patterns
         for round_ in range(1, self.pattern_search + 1):
             t0 = time.perf_counter()
@@ -278,26 +279,28 @@ class BaseConvexMLP(BaseEstimator):
                 record["stopped"] = "descent lowered J by less than tol / 10"
                 self.search_history_.append(record)
                 break
-            # the moved units' own patterns (they make the moved network feasible), then
-            # as many of the patterns the solution uses as fit in the first program's
-            # size, largest blocks first
-            new_gates = network_gates(moved)
-            # ReLU units negative on every sample are zero: dropped; leaky ReLU and abs
-            # units are linear there, and the empty pattern is theirs
-            keep_empty = self.activation != "relu"
-            keep_new, _ = unique_patterns(X, new_gates, keep_empty)
-            room = max(budget - keep_new.size, 0)
-            used = self._used_patterns(program, solution)[:room]
-            candidates = np.hstack([new_gates, program.gates[:, used]])
-            keep, representative = unique_patterns(X, candidates, keep_empty)
-            gates = candidates[:, keep]
-            new_program = self._program(X, Y, w, Patterns(gates, complete=False))
-            init_coef = coef_from_network(new_program, moved, representative[:new_gates.shape[1]])
             left = None if self.max_time is None else self.max_time - (time.perf_counter() - start)
             if left is not None and left <= 0:
                 record["stopped"] = "max_time"
                 self.search_history_.append(record)
                 break
+            # the moved units' own patterns (they make the moved network feasible), then
+            # as many of the patterns the solution uses as fit in the first program's
+            # size, largest blocks first. One pass over the masks: a duplicate mask keeps
+            # its first column, so the kept columns below n_new are the distinct new
+            # patterns and the cut at n_new + room keeps exactly used[:room]'s new ones
+            new_gates = network_gates(moved)
+            n_new = new_gates.shape[1]
+            # ReLU units negative on every sample are zero: dropped; leaky ReLU and abs
+            # units are linear there, and the empty pattern is theirs
+            keep_empty = self.activation != "relu"
+            candidates = np.hstack([new_gates, program.gates[:, self._used_patterns(coef)]])
+            keep, representative = unique_patterns(X, candidates, keep_empty)
+            room = max(budget - int(np.count_nonzero(keep < n_new)), 0)
+            keep = keep[keep < n_new + room]
+            gates = candidates[:, keep]
+            new_program = self._program(X, Y, w, Patterns(gates, complete=False))
+            init_coef = coef_from_network(new_program, moved, representative[:n_new])
             t0 = time.perf_counter()
             try:
                 new_solution = self._run_solver(new_program, (init_coef, moved.intercepts[1]), left)
@@ -305,7 +308,7 @@ class BaseConvexMLP(BaseEstimator):
                 record["stopped"] = "interrupted"
                 self.search_history_.append(record)
                 return program, dataclasses.replace(solution, interrupted=True)
-            new_network, J_new = objective(new_program, new_solution)
+            new_coef, new_network, J_new = objective(new_program, new_solution)
             record.update(n_patterns=int(gates.shape[1]), objective=J_new,
                           solve_seconds=time.perf_counter() - t0, n_iter=int(new_solution.n_iter))
             self.search_history_.append(record)
@@ -316,17 +319,18 @@ class BaseConvexMLP(BaseEstimator):
             if J_new > J:  # cut short (time limit, Ctrl-C) above the previous round
                 record["stopped"] = "discarded: J above the previous round's"
                 break
-            program, solution, network, J = new_program, new_solution, new_network, J_new
+            program, solution, coef, network, J = new_program, new_solution, new_coef, new_network, J_new
             if solution.interrupted or solution.time_limit_reached:
                 break
         return program, solution
 
     @staticmethod
-    def _used_patterns(program, solution) -> np.ndarray:
-        """Patterns with a non-zero block in ``solution``, largest block norm first."""
-        P = program.gates.shape[1]
-        coef = program.make_feasible(solution.coef).reshape(2, P, -1)  # v blocks, w blocks
-        size = np.sqrt((coef**2).sum(axis=2)).max(axis=0)
+    def _used_patterns(coef: np.ndarray) -> np.ndarray:
+        """Patterns with a non-zero block in a cone program's ``coef`` (shape
+        ``(2P, n_features + 1, n_outputs)``), largest block norm first."""
+        P = coef.shape[0] // 2
+        blocks = coef.reshape(2, P, -1)  # v blocks, w blocks
+        size = np.sqrt((blocks**2).sum(axis=2)).max(axis=0)
         order = np.argsort(-size, kind="stable")
         return order[size[order] > 0]
 
