@@ -92,6 +92,10 @@ def test_descend_refuses_gated_networks_and_bad_max_iter():
         descend(gated, X, y[:, None], w, SquaredLoss(), 1e-2)
     with pytest.raises(ValueError, match="max_iter"):
         descend(net, X, y[:, None], w, SquaredLoss(), 1e-2, max_iter=0)
+    with pytest.raises(ValueError, match=r"X of shape \(n_samples, 3\)"):
+        descend(net, X[:, :2], y[:, None], w, SquaredLoss(), 1e-2)
+    with pytest.raises(ValueError, match=r"Y of shape \(n_samples, 1\)"):
+        descend(net, X, y, w, SquaredLoss(), 1e-2)
 
 
 @pytest.mark.parametrize("activation", ["relu", "leaky_relu", "abs"])

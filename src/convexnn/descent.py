@@ -117,6 +117,12 @@ def _objective(network: Network, X, Y, sample_weight, loss: Loss, alpha: float):
     b1, b2 = (np.asarray(a, dtype=float) for a in network.intercepts)
     d, m = W1.shape
     c = W2.shape[1]
+    if X.ndim != 2 or X.shape[1] != d or Y.shape != (X.shape[0], c) or w.shape != (X.shape[0],):
+        raise ValueError(
+            f"descend() needs X of shape (n_samples, {d}), Y of shape (n_samples, {c}) and "
+            f"sample_weight of shape (n_samples,) for this network ({d} features, {c} outputs); "
+            f"got X {X.shape}, Y {Y.shape}, sample_weight {w.shape}."
+        )
     support = W2 != 0  # each unit keeps the outputs it feeds
     sizes = np.cumsum([d * m, m, m * c])
     chunks = list(_row_chunks(X.shape[0], 3 * max(m, c)))
