@@ -4,9 +4,10 @@ Same problems, data, gates and ``alpha`` as ``speed_gated.py``; the cone-constra
 program (two blocks per pattern, ``(2 D_k - I) Xa v >= 0``):
 
 - **convexnn**: its default ReLU solver (``"auto"``: the primal-dual interior-point
-  :class:`~convexnn.solvers.ConeBarrier` up to 1500 samples, else FISTA with the exact
-  cone prox) to a certified relative gap ``<= 1e-3``; every iterate of both is an
-  exactly feasible network. Time, primal, gap, whether certified, solver.
+  :class:`~convexnn.solvers.ConeBarrier` up to 1500 samples, in coefficient space beyond
+  while ``P (d+1)`` is at most 3000, or 6000 with at least as many samples, else FISTA
+  with the exact cone prox; ``make_solver``) to a certified relative gap ``<= 1e-3``;
+  every iterate of both is an exactly feasible network. Time, primal, gap, whether certified, solver.
 - **pyscnn**: ``ConvexReLU(G)`` + ``AL(max_primal_iters=1000)`` (1000 iterations in all),
   ``NeuronGL1(alpha)``, ``unitize_data=False``, float32. Reported: time, convexnn's
   objective at its (infeasible) solution, its cone violation (largest

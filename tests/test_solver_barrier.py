@@ -180,7 +180,17 @@ def test_auto_picks_the_barrier_only_where_it_applies(monkeypatch):
     assert isinstance(chosen, ConeBarrier) and chosen.space_for(big_cone) == "coefficients"
     with monkeypatch.context() as m:
         m.setattr(solvers, "AUTO_CONE_BARRIER_MAX_COEFFICIENTS", 14)  # 5 patterns x 3 inputs
+        m.setattr(solvers, "AUTO_CONE_BARRIER_MAX_TALL_COEFFICIENTS", 14)
         assert isinstance(make_solver("auto", program=big_cone), FISTA)
+        # more coefficients allowed where samples outnumber them (1501 rows, 15 coefficients)
+        m.setattr(solvers, "AUTO_CONE_BARRIER_MAX_TALL_COEFFICIENTS", 15)
+        chosen = make_solver("auto", program=big_cone)
+        assert isinstance(chosen, ConeBarrier) and chosen.max_coefficients == 15
+        assert chosen.space_for(big_cone) == "coefficients"
+        m.setattr(solvers, "AUTO_CONE_BARRIER_MAX_SAMPLES", 10)  # ... but not where they do not
+        assert isinstance(make_solver("auto", program=_small(SquaredLoss(), y, cone=True, n=14)), FISTA)
+        assert isinstance(make_solver("auto", program=_small(SquaredLoss(), y, cone=True, n=15)), ConeBarrier)
+        m.setattr(solvers, "AUTO_CONE_BARRIER_MAX_TALL_COEFFICIENTS", 14)
         m.setitem(AUTO_CONE_BARRIER_MAX_ENTRIES, "cone", 10**9)
         assert isinstance(make_solver("auto", program=big_cone), FISTA)  # neither space
     with monkeypatch.context() as m:

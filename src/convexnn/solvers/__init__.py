@@ -28,6 +28,7 @@ __all__ = [
     "AUTO_GRAM_MAX_SAMPLES",
     "AUTO_CONE_BARRIER_MAX_SAMPLES",
     "AUTO_CONE_BARRIER_MAX_COEFFICIENTS",
+    "AUTO_CONE_BARRIER_MAX_TALL_COEFFICIENTS",
     "AUTO_CONE_BARRIER_MAX_ENTRIES",
     "SOLVERS",
 ]
@@ -93,11 +94,19 @@ AUTO_CONE_BARRIER_MAX_SAMPLES = 1500
 #: 5000 rows 14.4 s vs FISTA 74 s; at the regressor defaults on a 3000 x 20 regression
 #: (4200 coefficients) 19.6 s vs FISTA 14.5 s.
 AUTO_CONE_BARRIER_MAX_COEFFICIENTS = 3000
+#: ... and up to this many coefficients per output where there are at least as many
+#: samples as coefficients (its step cost hardly grows with ``n``; FISTA's iterations do).
+#: Measured 2026-12-03, one thread, tol 1e-3, pmlb_magic (10 features, P = 500: 5500
+#: coefficients): 5000 rows 96.9 s (46 steps) vs FISTA 243 s (2410 iterations), 10000 rows
+#: 140 s vs 305 s, all 19020 rows 198-240 s vs 614 s (another job on the second core).
+AUTO_CONE_BARRIER_MAX_TALL_COEFFICIENTS = 6000
 #: ... and while its dense step arrays stay moderate: the ``n x P (d+1)`` factor ``T``
 #: (float32, sample space), the ``2P`` blocks of size ``(d+2)^2`` and the ``n x 2P`` cone
 #: arrays (several float64 copies each), in entries; beyond, ``"auto"`` keeps FISTA,
-#: whose memory is linear in ``n``.
-AUTO_CONE_BARRIER_MAX_ENTRIES = {"factor": 60_000_000, "blocks": 10_000_000, "cone": 10_000_000}
+#: whose memory is smaller (both are linear in ``n``). Peak RSS of the coefficient-space
+#: solves above (2 n P = 1e7 / 1.9e7 cone entries at 10000 / 19020 rows): 1.7 / 2.7 GiB,
+#: FISTA's 0.3 GiB at 10000 rows.
+AUTO_CONE_BARRIER_MAX_ENTRIES = {"factor": 60_000_000, "blocks": 10_000_000, "cone": 20_000_000}
 #: ... and only for tolerances it reaches reliably: below ~1e-8 relative its path can
 #: stall in rounding (seen: 2.4e-8 on a small logistic problem asked for 1e-9).
 AUTO_BARRIER_MIN_TOL = 1e-8
@@ -117,7 +126,9 @@ def make_solver(spec, cone: bool | None = None, program=None, tol: float | None 
     for the cone-constrained programs with the squared loss, the
     interior-point method :class:`ConeBarrier` up to
     :data:`AUTO_CONE_BARRIER_MAX_SAMPLES` samples or
-    :data:`AUTO_CONE_BARRIER_MAX_COEFFICIENTS` coefficients per output (in whichever
+    :data:`AUTO_CONE_BARRIER_MAX_COEFFICIENTS` coefficients per output
+    (:data:`AUTO_CONE_BARRIER_MAX_TALL_COEFFICIENTS` with at least as many samples as
+    coefficients; in whichever
     space is cheaper, :meth:`ConeBarrier.space_for`; step arrays within
     :data:`AUTO_CONE_BARRIER_MAX_ENTRIES`); otherwise FISTA, which solves every program (for the ReLU
     program its proximal step projects onto the cones exactly, so every iterate is
@@ -133,9 +144,11 @@ def make_solver(spec, cone: bool | None = None, program=None, tol: float | None 
             n, P, p = op.n_samples, op.n_patterns, op.n_inputs
             limits = AUTO_CONE_BARRIER_MAX_ENTRIES
             samples = n <= AUTO_CONE_BARRIER_MAX_SAMPLES and n * P * p <= limits["factor"]
-            coefficients = P * p <= AUTO_CONE_BARRIER_MAX_COEFFICIENTS and 2 * n * P <= limits["cone"]
+            most = (AUTO_CONE_BARRIER_MAX_TALL_COEFFICIENTS if n >= P * p
+                    else AUTO_CONE_BARRIER_MAX_COEFFICIENTS)
+            coefficients = P * p <= most and 2 * n * P <= limits["cone"]
             cone = ConeBarrier(max_samples=AUTO_CONE_BARRIER_MAX_SAMPLES if samples else 0,
-                               max_coefficients=AUTO_CONE_BARRIER_MAX_COEFFICIENTS if coefficients else 0)
+                               max_coefficients=most if coefficients else 0)
             if (2 * P * (p + 1) ** 2 <= limits["blocks"] and (samples or coefficients)
                     and cone.supports(program) is None):
                 return cone
