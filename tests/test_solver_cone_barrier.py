@@ -357,3 +357,31 @@ def test_refined_dual_value_skips_projections_only_where_they_cannot_help():
     assert p_star - plain <= 1e-6 * p_star  # and it is a tight bound
     bare = DualPoint(point.Theta, np.zeros_like(point.Lam))  # multipliers that do not help
     assert dual_value(program, bare) < dual_value(program, bare, refine=True) <= p_star + 1e-9
+
+
+def test_coefficient_space_bands_of_rows_give_the_same_path(monkeypatch):
+    """L^T H L is formed a band of LHL_CHUNK patterns' rows at a time, lower triangle
+    only: bands of 2 patterns (several, the last one partial) take the same path as one
+    band for all patterns, and the optimum is Clarabel's."""
+    import convexnn.solvers.cone_barrier as cb
+
+    program = make_program("reg2", "relu", 4)
+    assert program.operator.n_patterns > 2 and program.operator.n_patterns % 2 == 1
+    one = ConeBarrier(space="coefficients").solve(program, tol=TOL, max_iter=200)
+    monkeypatch.setattr(cb, "LHL_CHUNK", 2)
+    banded = ConeBarrier(space="coefficients").solve(program, tol=TOL, max_iter=200)
+    np.testing.assert_allclose(one.history.primal[:8], banded.history.primal[:8], rtol=1e-10)
+    _check(program, banded, reference_optimum(program)[0])
+
+
+def test_scratch_arrays_are_reused_by_name_and_shape():
+    from convexnn.solvers.cone_barrier import _Scratch
+
+    scratch = _Scratch()
+    a = scratch.get("a", (3, 4))
+    assert a.shape == (3, 4) and scratch.get("a", (3, 4)) is a  # reused
+    assert scratch.get("b", (3, 4)) is not a  # one array per name
+    assert scratch.get("a", (4, 3)) is not a  # a new shape: a new array
+    given = np.zeros((2, 2))
+    scratch.give("c", given)
+    assert scratch.get("c", (2, 2)) is given

@@ -127,6 +127,9 @@ SINGLE_UNTIL = 10.0
 #: patterns per chunk of the float64 product K = T T^T (module docstring)
 K_CHUNK = 64
 
+#: patterns per band of rows of the coefficient-space matrix L^T H L
+LHL_CHUNK = 16
+
 #: once the gap is within this many ``tol``, each step's best point is also pruned
 #: (:func:`~convexnn.solvers.base.prune_blocks`, ~20 objective evaluations, a few percent
 #: of a step), which can certify a step earlier (goal-2 program of issue 3: 28 steps, not 29)
@@ -156,6 +159,7 @@ class _Context:
     T_buffers: dict = None
     # coefficient space: the centred weighted Gram matrix H = A^T C^T W C A, (P p, P p)
     H: np.ndarray | None = None
+    scratch: _Scratch | None = None  # the step's n x 2P work arrays
 
 
 @dataclass
@@ -173,6 +177,7 @@ class _Column:
     best_U: np.ndarray | None = None
     theta: np.ndarray | None = None  # best dual point (scaled, dual feasible), (n,)
     theta_lam: np.ndarray | None = None  # its cone multipliers (n, B), if it has them
+    lam_buffer: np.ndarray | None = None  # the array theta_lam is written into
     projector: object = None  # warm cone projector for the exact dual norms
     exact: bool = False  # float64 steps from now on (a float32 step failed to move)
     products: tuple | None = None  # (F u, G u) of the current U, kept by the step
@@ -188,6 +193,32 @@ def _on_all_blocks(values: np.ndarray, active: np.ndarray) -> np.ndarray:
     out = np.zeros((values.shape[0], active.size))
     out[:, active] = values
     return out
+
+
+class _Scratch:
+    """Work arrays reused by name across the steps of a solve.
+
+    A step handles some twenty ``n x 2P`` arrays (the cone values, multipliers and
+    their directions). Fresh arrays of that size are mapped and faulted in by the
+    operating system on every allocation, which costs more than the arithmetic on
+    them: on the issue-3 goal-2 problem pmlb_magic (19020 x 1000 blocks, 152 MB per
+    array) a fresh ``dga / ga`` took 350 ms where the same division into a reused
+    array took 17-25 ms. Arrays held here are reused while their shape fits.
+    """
+
+    def __init__(self):
+        self._arrays: dict[str, np.ndarray] = {}
+
+    def get(self, name: str, shape: tuple) -> np.ndarray:
+        """The float64 array held under ``name`` (uninitialised), of ``shape``."""
+        a = self._arrays.get(name)
+        if a is None or a.shape != shape:
+            a = self._arrays[name] = np.empty(shape)
+        return a
+
+    def give(self, name: str, array: np.ndarray) -> None:
+        """Hold ``array`` (no longer used by its owner) under ``name`` for reuse."""
+        self._arrays[name] = array
 
 
 class _RowProducts:
@@ -362,14 +393,21 @@ class ConeBarrier(Solver):
         # rows of X_a (x) X_a: X_a^T diag(d) X_a for every block is one product d^T Z2
         Z2 = _RowProducts(Xa)
 
-        def forward(U, cone: bool = True, fit: bool = True):
+        scratch = _Scratch()
+
+        def forward(U, cone: bool = True, fit: bool = True, out=None):
             """``(F u, G u)`` for blocks ``U`` of shape ``(B, p)`` (``G u`` is None
             unless ``cone``, ``F u`` is None unless ``fit``: the solves and the
-            objective need ``F u`` only, the step lengths ``G u`` only)."""
+            objective need ``F u`` only, the step lengths ``G u`` only); ``G u`` is
+            written into ``out`` (``(n, B)``) if given."""
             if not cone:
-                return np.einsum("nk,nk->n", Sd, Xa @ (U[:P] - U[P:]).T), None
-            H = Xa @ U.T  # (n, B)
-            z = np.einsum("nk,nk->n", Sd, H[:, :P] - H[:, P:]) if fit else None
+                fit_ = np.matmul(Xa, (U[:P] - U[P:]).T, out=scratch.get("forward", (n, P)))
+                return np.einsum("nk,nk->n", Sd, fit_), None
+            H = np.matmul(Xa, U.T, out=out)  # (n, B)
+            z = None
+            if fit:
+                diff = np.subtract(H[:, :P], H[:, P:], out=scratch.get("forward", (n, P)))
+                z = np.einsum("nk,nk->n", Sd, diff)
             H *= EdB
             return z, H
 
@@ -381,7 +419,8 @@ class ConeBarrier(Solver):
         def centred(r):
             return r - w @ r
 
-        ctx = _Context(alpha, w, Xa, Sd, EdB, Z2, forward, adjoint, centred, P, T_buffers={})
+        ctx = _Context(alpha, w, Xa, Sd, EdB, Z2, forward, adjoint, centred, P, T_buffers={},
+                       scratch=scratch)
         if self.space_for(program) == "coefficients":
             # H = A^T W A - (A^T w)(A^T w)^T, A = [S_k X_a]_k: the data term of every step
             H = op.gated.block_gram(w, single=False, diagonals=op.diagonals)
@@ -431,7 +470,8 @@ class ConeBarrier(Solver):
             theta = w * rc  # loss gradient (sums to zero: the intercept is optimal)
             lam = _on_all_blocks(col.lam if col.lam is not None else col.mu / g[:, active], active)
             # || F_j^T theta - G_j^T lam_j ||, with the multiplier iterate
-            worst = float(np.linalg.norm(adjoint(theta) - (Xa.T @ (EdB * lam)).T, axis=1).max(initial=0.0))
+            signed = np.multiply(EdB, lam, out=scratch.get("a", EdB.shape))
+            worst = float(np.linalg.norm(adjoint(theta) - (Xa.T @ signed).T, axis=1).max(initial=0.0))
             # exact dual norms (the best cone multipliers for this theta) can only
             # help where the multiplier iterate's norm exceeds alpha: below it the
             # scale is 1 either way. The projections cost more than a step, so they
@@ -456,7 +496,12 @@ class ConeBarrier(Solver):
                 col.primal, col.best_U = primal, U.copy()
             if dual > col.dual:  # stored scaled: dual feasible column by column
                 col.dual, col.theta = dual, th
-                col.theta_lam = None if lam is None else s * lam
+                if lam is None:
+                    col.theta_lam = None
+                else:  # into the column's own array, reused (see _Scratch)
+                    if col.lam_buffer is None or col.lam_buffer.shape != lam.shape:
+                        col.lam_buffer = np.empty(lam.shape)
+                    col.theta_lam = np.multiply(lam, s, out=col.lam_buffer)
 
         def bounds():
             primal = sum(col.primal for col in cols)
@@ -587,41 +632,49 @@ class ConeBarrier(Solver):
         D[:, p, p] = W2[:, 0, 0]
         # (float64 products: float32 ones of these curvatures, whose weights lam / g
         # span many decades, make blocks near the boundary singular in rounding)
-        D[:, :p, :p] += ctx.Z2.grams(lam / ga)
+        scratch = ctx.scratch
+        D[:, :p, :p] += ctx.Z2.grams(np.divide(lam, ga, out=scratch.get("a", ga.shape)))
         solve = (self._factor(D, ctx, B, p, single=single) if ctx.H is None
                  else self._factor_coefficients(D, ctx, B, p))
         gradf = adjoint(theta)
 
-        def direction(target, corr_g, corr_s, refine=True):
+        def direction(target, corr_g, corr_s, refine=True, slot="0"):
+            # the n x m arrays go to the scratch arrays of ``slot`` (dga, dlam; the
+            # returned direction holds them until that slot is asked for again)
             # complementarity rows, scaled: W dx + W^{-1} dz = lt \ (target e - lt o lt - corr_s)
             rhs_s = -_jprod(lt, lt) - corr_s
             rhs_s[:, 0] += target
             rs = _jdiv(lt, rhs_s)
             Wrs = _bmv(W, rs)
-            tg = (target - corr_g) / ga  # (m active columns)
+            tg = scratch.get("tg", ga.shape)  # (target - corr_g) / ga, (m active columns)
+            np.subtract(target, corr_g, out=tg)
+            tg /= ga
             # u rows: -(grad f - G^T lam - zbar) + G^T((target - lam g - corr)/g) + [W rs]_u
             #       = -grad f + zbar + G^T((target - corr)/g) + [W rs]_u
-            RU = -gradf + (Xa.T @ (EdB * _on_all_blocks(tg, active))).T
+            signed = (np.multiply(EdB, tg, out=scratch.get("a", EdB.shape)) if m == B
+                      else EdB * _on_all_blocks(tg, active))
+            RU = -gradf + (Xa.T @ signed).T
             if m < B:
                 RU[~active] = 0.0
             RU[sel] += zs[:, 1:] + Wrs[:, 1:]
             Rt = np.zeros(B)
             Rt[sel] = -(alpha - zs[:, 0]) + Wrs[:, 0]
             dU, dt = solve(RU, Rt, refine=refine)
-            dga = forward(dU, fit=False)[1][:, sel]
+            dga = forward(dU, fit=False, out=scratch.get("dga" + slot, (n, B)))[1][:, sel]
             dx = np.concatenate([dt[sel, None], dU[sel]], axis=1)
             dz = Wrs - _bmv(W2, dx)  # W (rs - W dx)
-            dlam = dga / ga  # in place: lam (target - corr - lam g - lam dg) / (lam g)
+            # in place: dlam = (target - corr - lam g - lam dg) / g = tg - lam (1 + dg / g)
+            dlam = np.divide(dga, ga, out=scratch.get("dlam" + slot, ga.shape))
             dlam += 1.0
-            dlam *= -lam
-            dlam += tg
+            dlam *= lam
+            np.subtract(tg, dlam, out=dlam)
             return dU, dt, dx, dga, dlam, dz
 
         def ratio(v, dv) -> float:
             # the largest step keeping v + a dv > 0, v > 0: 1 / max(-dv / v) (one
             # division and one reduction; masks and boolean indexing of these n x 2P
             # arrays cost more than the step's products)
-            worst = float(np.min(dv / v))
+            worst = float(np.min(np.divide(dv, v, out=scratch.get("a", v.shape))))
             return -1.0 / worst if worst < 0 else np.inf
 
         def max_step(dU, dt, dx, dga, dlam, dz) -> float:
@@ -631,13 +684,19 @@ class ConeBarrier(Solver):
         aff = direction(0.0, 0.0, 0.0, refine=False)
         a_aff = min(1.0, max_step(*aff))
         _, _, dx, dga, dlam, dz = aff
-        comp_aff = float(np.einsum("nb,nb->", lam + a_aff * dlam, ga + a_aff * dga)) + float(
+        lam_aff = np.multiply(dlam, a_aff, out=scratch.get("a", lam.shape))
+        lam_aff += lam
+        g_aff = np.multiply(dga, a_aff, out=scratch.get("b", ga.shape))
+        g_aff += ga
+        comp_aff = float(np.einsum("nb,nb->", lam_aff, g_aff)) + float(
             np.einsum("mq,mq->", x + a_aff * dx, zs + a_aff * dz))
         sigma = min(1.0, (comp_aff / max(comp, 1e-300)) ** 3)
         corr_s = _jprod(_bmv(Winv, dz), _bmv(W, dx))
         target = sigma * mu
-        corr_g = dlam * dga
+        corr_g = np.multiply(dlam, dga, out=scratch.get("corr", lam.shape))
+        # the predictor's arrays are spent: the corrector reuses its slot
         best = direction(target, corr_g, corr_s)
+        slot = "0"
         a_best = max_step(*best)
         # Gondzio's centrality correctors on the polyhedral pairs (lam_i, g_i), which
         # limit most steps: aim at a longer step, push the products lam_i g_i of that
@@ -649,30 +708,42 @@ class ConeBarrier(Solver):
             v = (lam + trial * dlam_c) * (ga + trial * dga_c)
             push = np.clip(v, 0.1 * target, 10.0 * target) - v
             np.maximum(push, -10.0 * target, out=push)  # large products: cap the cut
-            cand = direction(target, corr_g - push, corr_s)
+            other = "1" if slot == "0" else "0"  # best keeps its slot's arrays
+            cand = direction(target, corr_g - push, corr_s, slot=other)
             a_c = max_step(*cand)
             if a_c < a_best + 0.02:  # under a tenth of the aspiration: stop
                 break
-            best, a_best, corr_g = cand, a_c, corr_g - push
+            best, a_best, corr_g, slot = cand, a_c, corr_g - push, other
         dU, dt, dx, dga, dlam, dz = best
         step = min(1.0, self.step_fraction * a_best)
         # the boundary roots lose digits in cancellation: check the new point itself,
         # its cone values G u recomputed (on badly scaled data G u + step G du rounds
         # differently), and keep its products for the certificate and the next step
+        # (min > 0 rather than (v > 0).all(): no n x m boolean array; both fail on NaN)
+        lam_new = scratch.get("lam_new", lam.shape)
         for _ in range(60):
             xn, zn = x + step * dx, zs + step * dz
-            if (_in_soc(xn).all() and _in_soc(zn).all() and (ga + step * dga > 0).all()
-                    and (lam + step * dlam > 0).all()):
+            if not (_in_soc(xn).all() and _in_soc(zn).all()):
+                step *= 0.5
+                continue
+            g_new = np.multiply(dga, step, out=scratch.get("a", ga.shape))
+            g_new += ga
+            np.multiply(dlam, step, out=lam_new)
+            lam_new += lam
+            if g_new.min() > 0 and lam_new.min() > 0:
                 Un = U + step * dU
-                products = forward(Un)
-                if (products[1][:, sel] > 0).all():
+                products = forward(Un, out=scratch.get("g_new", g.shape))
+                if products[1][:, sel].min() > 0:
                     break
             step *= 0.5
         else:
             return False
+        # the old cone values and multipliers become the next step's work arrays
+        scratch.give("g_new", g)
+        scratch.give("lam_new", lam)
         col.U, col.products = Un, products
         col.t = t + step * dt
-        col.lam = lam + step * dlam
+        col.lam = lam_new
         col.zsoc = zs + step * dz
         col.mu = max(sigma * mu, 1e-300)
         col.step = step
@@ -798,13 +869,26 @@ class ConeBarrier(Solver):
         m = P * p
         Dinv, Lk = ConeBarrier._block_inverses(D, a_idx, B, p, P)
         # L^T H L block by block: L_k^T on the row blocks of H (a contiguous view), then
-        # L_l on the column blocks (25 -> 15 ms at P p = 2000 against two matmuls with a
-        # transposed copy between them). The Cholesky reads one triangle: no symmetrizing
-        LtH = np.matmul(Lk.transpose(0, 2, 1), H.reshape(P, p, m)).reshape(m, P, p)
-        LHL = np.einsum("ilb,lbc->ilc", LtH, Lk, optimize=True).reshape(m, m)
-        del LtH
+        # L_l on the column blocks, a band of LHL_CHUNK patterns' rows at a time (the
+        # band's intermediate stays in cache) and only the lower triangle, the one the
+        # Cholesky reads; into arrays reused by every step (fresh m x m ones are mapped
+        # and faulted in at every step: 0.3-0.6 s at m = 5500 on our machines)
+        scratch = ctx.scratch
+        LHL = scratch.get("LHL", (m, m))
+        band = scratch.get("LtH", (min(P, LHL_CHUNK), p, m))
+        for k0 in range(0, P, LHL_CHUNK):
+            k1 = min(P, k0 + LHL_CHUNK)
+            rows = slice(k0 * p, k1 * p)
+            LtH = np.matmul(Lk[k0:k1].transpose(0, 2, 1), H[rows].reshape(k1 - k0, p, m),
+                            out=band[: k1 - k0])
+            LtH = LtH.reshape((k1 - k0) * p, m)[:, : k1 * p].reshape(-1, k1, p)
+            np.einsum("ilb,lbc->ilc", LtH, Lk[:k1], optimize=True,
+                      out=LHL[rows, : k1 * p].reshape(-1, k1, p))
         LHL[np.diag_indices_from(LHL)] += 1.0
-        factor = cho_factor(LHL, lower=True, check_finite=False, overwrite_a=True)
+        # LAPACK factors Fortran-ordered arrays in place: the transpose is one, and its
+        # upper triangle is the lower triangle filled above (a C-ordered array would be
+        # copied first: 1.28 -> 1.14 s per factorization at m = 5500)
+        factor = cho_factor(LHL.T, lower=False, check_finite=False, overwrite_a=True)
 
         def solve(RU, Rt, refine=True):  # exact in float64: no refinement
             r = np.concatenate([RU, Rt[:, None]], axis=1)
