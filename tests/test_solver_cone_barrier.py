@@ -379,9 +379,12 @@ def test_scratch_arrays_are_reused_by_name_and_shape():
 
     scratch = _Scratch()
     a = scratch.get("a", (3, 4))
-    assert a.shape == (3, 4) and scratch.get("a", (3, 4)) is a  # reused
-    assert scratch.get("b", (3, 4)) is not a  # one array per name
-    assert scratch.get("a", (4, 3)) is not a  # a new shape: a new array
+    assert a.shape == (3, 4) and a.flags.c_contiguous
+    assert np.shares_memory(scratch.get("a", (3, 4)), a)  # reused
+    assert not np.shares_memory(scratch.get("b", (3, 4)), a)  # one storage per name
+    smaller = scratch.get("a", (2, 5))  # a smaller shape: a view of the same storage
+    assert smaller.shape == (2, 5) and smaller.flags.c_contiguous and np.shares_memory(smaller, a)
+    assert not np.shares_memory(scratch.get("a", (5, 5)), a)  # larger: new storage
     given = np.zeros((2, 2))
     scratch.give("c", given)
-    assert scratch.get("c", (2, 2)) is given
+    assert np.shares_memory(scratch.get("c", (2, 2)), given)

@@ -207,18 +207,20 @@ class _Scratch:
     """
 
     def __init__(self):
-        self._arrays: dict[str, np.ndarray] = {}
+        self._arrays: dict[str, np.ndarray] = {}  # flat, C-contiguous
 
     def get(self, name: str, shape: tuple) -> np.ndarray:
-        """The float64 array held under ``name`` (uninitialised), of ``shape``."""
+        """A C-contiguous float64 array of ``shape`` (uninitialised) in the storage held
+        under ``name``: a view of its start, so smaller shapes reuse it too."""
+        size = int(np.prod(shape))
         a = self._arrays.get(name)
-        if a is None or a.shape != shape:
-            a = self._arrays[name] = np.empty(shape)
-        return a
+        if a is None or a.size < size:
+            a = self._arrays[name] = np.empty(size)
+        return a[:size].reshape(shape)
 
     def give(self, name: str, array: np.ndarray) -> None:
-        """Hold ``array`` (no longer used by its owner) under ``name`` for reuse."""
-        self._arrays[name] = array
+        """Hold ``array`` (C-contiguous, no longer used by its owner) under ``name``."""
+        self._arrays[name] = array.reshape(-1)
 
 
 class _RowProducts:
@@ -929,20 +931,29 @@ class ConeBarrier(Solver):
         eye = np.eye(p)
         todo = np.arange(U.shape[0])
         fractions = np.array([1.0, 0.5, 0.25, 0.1, 0.03, 0.01])  # of the longest step tried
+        work = _Scratch()  # the (n, m) arrays of every iteration (m shrinks)
         for _ in range(iterations):
-            Ut, Et = U[todo], E[:, todo]
-            g = (Xa @ Ut.T) * Et  # (n, m) > 0
-            inv = 1.0 / g
-            grad = Ut - ((Xa.T @ (Et * inv)).T)
-            H = Z2.grams(inv * inv) + eye
+            k = todo.size
+            Ut = U[todo]
+            Et = np.take(E, todo, axis=1, out=work.get("E", (n, k)))
+            g = np.matmul(Xa, Ut.T, out=work.get("g", (n, k)))
+            g *= Et  # (n, m) > 0
+            inv = np.divide(1.0, g, out=work.get("inv", (n, k)))
+            tmp = np.multiply(Et, inv, out=work.get("tmp", (n, k)))
+            grad = Ut - ((Xa.T @ tmp).T)
+            H = Z2.grams(np.multiply(inv, inv, out=tmp)) + eye
             step = -np.linalg.solve(H, grad[:, :, None])[:, :, 0]
             dec = np.einsum("mp,mp->m", -grad, step)
             done = dec < decrement
             if done.all():
                 break
-            dg = (Xa @ step.T) * Et
-            with np.errstate(divide="ignore", invalid="ignore"):
-                ratio = np.where(dg < 0, -g / dg, np.inf).min(axis=0)
+            dg = np.matmul(Xa, step.T, out=work.get("dg", (n, k)))
+            dg *= Et
+            # the longest step keeping g + a dg > 0: 1 / max(-dg / g) over the rows
+            rel = np.multiply(dg, inv, out=tmp)  # dg / g
+            worst = rel.min(axis=0)
+            with np.errstate(divide="ignore"):
+                ratio = np.where(worst < 0, -1.0 / worst, np.inf)
             a = np.minimum(1.0, 0.99 * ratio)
             # far from the centre (decrement > 1, where Newton's full step may overshoot),
             # the best of a few lengths up to the longest: psi(U + a step) - psi(U)
@@ -951,8 +962,11 @@ class ConeBarrier(Solver):
                 cand = a[None, far] * fractions[:, None]  # (c, far)
                 us = np.einsum("mp,mp->m", Ut[far], step[far])
                 ss = np.einsum("mp,mp->m", step[far], step[far])
-                rel = dg[:, far] * inv[:, far]  # psi's barrier part: -sum log(1 + a dg / g)
-                change = np.stack([-np.log1p(c[None, :] * rel).sum(axis=0) for c in cand])
+                # psi's barrier part: -sum log(1 + a dg / g)
+                rel = rel if far.size == k else np.take(rel, far, axis=1, out=work.get("rel", (n, far.size)))
+                trial = work.get("trial", rel.shape)
+                change = np.stack([-np.log1p(np.multiply(rel, c[None, :], out=trial), out=trial).sum(axis=0)
+                                   for c in cand])
                 change += cand * us[None, :] + 0.5 * cand**2 * ss[None, :]
                 a[far] = cand[np.argmin(change, axis=0), np.arange(far.size)]
             a[done] = 0.0
