@@ -430,8 +430,26 @@ def _jsonable(x):
     return x
 
 
+def _git_state() -> dict:
+    """The checkout's commit, and whether tracked files differ from it."""
+    def git(*args):
+        return subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True, timeout=10).stdout.strip()
+
+    try:
+        return {"git_commit": git("rev-parse", "--short", "HEAD"),
+                "git_dirty": bool(git("status", "--porcelain", "--untracked-files=no"))}
+    except Exception:  # pragma: no cover
+        return {"git_commit": None, "git_dirty": None}
+
+
+#: the code a benchmark process runs is what it imported when it started: the commit is
+#: read then, not when a result is written (a long run can outlive later commits)
+_STARTED = {"started": time.strftime("%Y-%m-%d %H:%M:%S"), **_git_state()}
+
+
 def environment() -> dict:
-    """Versions and thread settings recorded with every result."""
+    """Versions and thread settings recorded with every result; ``git_commit`` (and
+    ``git_dirty``) as the process started."""
     import convexnn
 
     env = {
@@ -444,13 +462,8 @@ def environment() -> dict:
         "OPENBLAS_NUM_THREADS": os.environ.get("OPENBLAS_NUM_THREADS"),
         "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS"),
         "date": time.strftime("%Y-%m-%d %H:%M:%S"),
+        **_STARTED,
     }
-    try:
-        env["git_commit"] = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True, timeout=10
-        ).stdout.strip()
-    except Exception:  # pragma: no cover
-        env["git_commit"] = None
     return env
 
 
