@@ -569,3 +569,26 @@ def test_block_gram_is_the_weighted_gram_of_the_products(single):
                                rtol=1e-5 if single else 1e-12)
     with pytest.raises(ValueError, match="non-negative weight"):
         op.block_gram(-w)
+
+
+@pytest.mark.parametrize("n_patterns", [1, 8, 17])
+@pytest.mark.parametrize("single", [False, True])
+def test_block_gram_matches_the_dense_rows_product(n_patterns, single, monkeypatch):
+    """H = A^T W A with the rows a_i = (d_i1 x_i .. d_iP x_i) built densely: one band, whole
+    bands and a partial last band (BLOCK_GRAM_BAND = 8), masks and real-valued diagonals
+    (as the leaky cone programs pass), several row chunks."""
+    monkeypatch.setattr(operators, "_CHUNK_ELEMENTS", 5000)  # several row chunks
+    rng = np.random.default_rng(n_patterns)
+    n, d = 400, 3
+    X = rng.normal(size=(n, d))
+    op = GatedOperator(X, rng.normal(size=(d + 1, n_patterns)))
+    w = rng.uniform(0.0, 1.0, n)
+    Xa = np.hstack([X, np.ones((n, 1))])
+    leaky = lambda rows: 0.99 * op.masks[rows] + 0.01  # noqa: E731
+    for diagonals, D in ((None, op.masks.astype(float)), (leaky, 0.99 * op.masks + 0.01)):
+        A = (D[:, :, None] * Xa[:, None, :]).reshape(n, -1)
+        expected = A.T @ (w[:, None] * A)
+        H = op.block_gram(w, single=single, diagonals=diagonals)
+        np.testing.assert_array_equal(H, H.T)
+        np.testing.assert_allclose(H, expected, rtol=1e-5 if single else 1e-12,
+                                   atol=(1e-5 if single else 1e-12) * np.abs(expected).max())
