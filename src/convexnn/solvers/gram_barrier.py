@@ -12,7 +12,7 @@ with :math:`A = [D_1 X_a \cdots D_P X_a]` (``n x P p``, ``p = d + 1``), the samp
 weights :math:`W` (summing to one) and :math:`C = I - \mathbf 1 w^\top`, which centres
 the residual: the optimal intercept is eliminated. Where ``n`` is much larger than
 ``P p`` (tabular data: tens of thousands of rows, ten features), :math:`H` is formed once
-(:meth:`~convexnn.operators.GatedOperator.block_gram`, ``n (P p)^2 / 2`` multiply-adds,
+(:meth:`~convexnn.operators.GatedOperator.block_gram`, ``n P^2 p (p + 1) / 4`` multiply-adds,
 float32) and every step of a primal-dual interior-point method costs one dense
 ``P p x P p`` Cholesky factorisation, independent of ``n``; the sample-space methods
 (:class:`~convexnn.solvers.DualBarrier`) factor ``n x n`` matrices instead, and
