@@ -98,14 +98,16 @@ AUTO_CONE_BARRIER_MAX_COEFFICIENTS = 3000
 #: samples as coefficients (its step cost hardly grows with ``n``; FISTA's iterations do).
 #: Measured 2026-12-03, one thread, tol 1e-3, pmlb_magic (10 features, P = 500: 5500
 #: coefficients): 5000 rows 96.9 s (46 steps) vs FISTA 243 s (2410 iterations), 10000 rows
-#: 140 s vs 305 s, all 19020 rows 198-240 s vs 614 s (another job on the second core).
+#: 140 s vs 305 s, all 19020 rows 198-240 s vs 614 s (another job on the second core);
+#: 150-159 s since ConeBarrier reuses its work arrays (2026-12-04).
 AUTO_CONE_BARRIER_MAX_TALL_COEFFICIENTS = 6000
 #: ... and while its dense step arrays stay moderate: the ``n x P (d+1)`` factor ``T``
 #: (float32, sample space), the ``2P`` blocks of size ``(d+2)^2`` and the ``n x 2P`` cone
 #: arrays (several float64 copies each), in entries; beyond, ``"auto"`` keeps FISTA,
 #: whose memory is smaller (both are linear in ``n``). Peak RSS of the coefficient-space
 #: solves above (2 n P = 1e7 / 1.9e7 cone entries at 10000 / 19020 rows): 1.7 / 2.7 GiB,
-#: FISTA's 0.3 GiB at 10000 rows.
+#: FISTA's 0.3 GiB at 10000 rows; 3.0 GiB at 19020 rows since its work arrays stay
+#: allocated for the whole solve (2026-12-04).
 AUTO_CONE_BARRIER_MAX_ENTRIES = {"factor": 60_000_000, "blocks": 10_000_000, "cone": 20_000_000}
 #: ... and only for tolerances it reaches reliably: below ~1e-8 relative its path can
 #: stall in rounding (seen: 2.4e-8 on a small logistic problem asked for 1e-9).
