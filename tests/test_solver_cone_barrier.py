@@ -392,3 +392,6 @@ def test_scratch_arrays_are_reused_by_name_and_shape():
     given = np.zeros((2, 2))
     scratch.give("c", given)
     assert np.shares_memory(scratch.get("c", (2, 2)), given)
+    single = scratch.get("d", (2, 2), np.float32)
+    assert single.dtype == np.float32
+    assert scratch.get("d", (2, 2)).dtype == np.float64  # another dtype: new storage

@@ -153,13 +153,12 @@ class _Context:
     active: np.ndarray | None = None
     Xa32: np.ndarray | None = None  # float32 copies for the float32 products of K
     Sd32: np.ndarray | None = None
-    # the factor T of K (n x P (d+1), or a chunk of it), one buffer per dtype, reused by
-    # every step (a fresh array of this size is mapped and faulted in each time: 6.5 ->
-    # 5.1 ms per product at the issue-3 goal-2 size, measured alone)
-    T_buffers: dict = None
     # coefficient space: the centred weighted Gram matrix H = A^T C^T W C A, (P p, P p)
     H: np.ndarray | None = None
-    scratch: _Scratch | None = None  # the step's n x 2P work arrays
+    # the step's work arrays: n x 2P ones, the coefficient space's m x m matrices, and
+    # the factor T of K (n x P (d+1), or a chunk of it; 6.5 -> 5.1 ms per product at the
+    # issue-3 goal-2 size when reused, measured alone)
+    scratch: _Scratch | None = None
 
 
 @dataclass
@@ -177,7 +176,6 @@ class _Column:
     best_U: np.ndarray | None = None
     theta: np.ndarray | None = None  # best dual point (scaled, dual feasible), (n,)
     theta_lam: np.ndarray | None = None  # its cone multipliers (n, B), if it has them
-    lam_buffer: np.ndarray | None = None  # the array theta_lam is written into
     projector: object = None  # warm cone projector for the exact dual norms
     exact: bool = False  # float64 steps from now on (a float32 step failed to move)
     products: tuple | None = None  # (F u, G u) of the current U, kept by the step
@@ -203,19 +201,20 @@ class _Scratch:
     operating system on every allocation, which costs more than the arithmetic on
     them: on the issue-3 goal-2 problem pmlb_magic (19020 x 1000 blocks, 152 MB per
     array) a fresh ``dga / ga`` took 350 ms where the same division into a reused
-    array took 17-25 ms. Arrays held here are reused while their shape fits.
+    array took 17-25 ms. The storage held under a name is reused while it is large
+    enough (and of the dtype asked for).
     """
 
     def __init__(self):
         self._arrays: dict[str, np.ndarray] = {}  # flat, C-contiguous
 
-    def get(self, name: str, shape: tuple) -> np.ndarray:
-        """A C-contiguous float64 array of ``shape`` (uninitialised) in the storage held
-        under ``name``: a view of its start, so smaller shapes reuse it too."""
+    def get(self, name: str, shape: tuple, dtype=np.float64) -> np.ndarray:
+        """A C-contiguous array of ``shape`` and ``dtype`` (uninitialised) in the storage
+        held under ``name``: a view of its start, so smaller shapes reuse it too."""
         size = int(np.prod(shape))
         a = self._arrays.get(name)
-        if a is None or a.size < size:
-            a = self._arrays[name] = np.empty(size)
+        if a is None or a.size < size or a.dtype != dtype:
+            a = self._arrays[name] = np.empty(size, dtype=dtype)
         return a[:size].reshape(shape)
 
     def give(self, name: str, array: np.ndarray) -> None:
@@ -421,8 +420,7 @@ class ConeBarrier(Solver):
         def centred(r):
             return r - w @ r
 
-        ctx = _Context(alpha, w, Xa, Sd, EdB, Z2, forward, adjoint, centred, P, T_buffers={},
-                       scratch=scratch)
+        ctx = _Context(alpha, w, Xa, Sd, EdB, Z2, forward, adjoint, centred, P, scratch=scratch)
         if self.space_for(program) == "coefficients":
             # H = A^T W A - (A^T w)(A^T w)^T, A = [S_k X_a]_k: the data term of every step
             H = op.gated.block_gram(w, single=False, diagonals=op.diagonals)
@@ -500,10 +498,8 @@ class ConeBarrier(Solver):
                 col.dual, col.theta = dual, th
                 if lam is None:
                     col.theta_lam = None
-                else:  # into the column's own array, reused (see _Scratch)
-                    if col.lam_buffer is None or col.lam_buffer.shape != lam.shape:
-                        col.lam_buffer = np.empty(lam.shape)
-                    col.theta_lam = np.multiply(lam, s, out=col.lam_buffer)
+                else:  # into the column's own work array (see _Scratch)
+                    col.theta_lam = np.multiply(lam, s, out=scratch.get(f"theta_lam{col.j}", lam.shape))
 
         def bounds():
             primal = sum(col.primal for col in cols)
@@ -697,8 +693,8 @@ class ConeBarrier(Solver):
         target = sigma * mu
         corr_g = np.multiply(dlam, dga, out=scratch.get("corr", lam.shape))
         # the predictor's arrays are spent: the corrector reuses its slot
-        best = direction(target, corr_g, corr_s)
         slot = "0"
+        best = direction(target, corr_g, corr_s, slot=slot)
         a_best = max_step(*best)
         # Gondzio's centrality correctors on the polyhedral pairs (lam_i, g_i), which
         # limit most steps: aim at a longer step, push the products lam_i g_i of that
@@ -771,14 +767,11 @@ class ConeBarrier(Solver):
         # and its Gram (96 -> 85 ms at the goal-2 size; no gain in float32)
         n = Xa.shape[0]
         chunk = P if single else min(P, K_CHUNK)
-        buf = ctx.T_buffers.get(X_.dtype)
-        if buf is None:
-            buf = ctx.T_buffers[X_.dtype] = np.empty(n * chunk * p, dtype=X_.dtype)
         L_ = Lk.astype(X_.dtype)
         K = None
         for lo in range(0, P, chunk):
             hi = min(P, lo + chunk)
-            T = buf[: n * (hi - lo) * p].reshape(n, (hi - lo) * p)
+            T = ctx.scratch.get("T" + X_.dtype.char, (n, (hi - lo) * p), X_.dtype)
             np.matmul(X_, L_[lo:hi].transpose(1, 0, 2).reshape(p, -1), out=T)
             T.reshape(n, hi - lo, p)[...] *= S_[:, lo:hi, None]
             part = T @ T.T
