@@ -37,6 +37,7 @@ import argparse
 import json
 import os
 import platform
+import resource
 import statistics
 import subprocess
 import sys
@@ -237,6 +238,8 @@ def solve_convexnn(X, Y, G, alpha, *, tol, max_iter, relu=False, solver=None) ->
         "n_iter": int(sol.n_iter),
         "solver": solver.name,
         "n_active_blocks": int(np.count_nonzero(np.linalg.norm(coef, axis=1).max(axis=1))),
+        # the process's peak so far (Linux: KiB); convexnn runs before any peer in a process
+        "peak_rss_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
         "history": thin({"time": list(h.time), "primal": list(h.primal), "dual": list(h.dual)}),
         "_coef": coef,
         "_intercept": sol.intercept,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from ..losses import SquaredLoss
 from .admm import ADMM
 from .barrier import DualBarrier
@@ -101,14 +103,40 @@ AUTO_CONE_BARRIER_MAX_COEFFICIENTS = 3000
 #: 140 s vs 305 s, all 19020 rows 198-240 s vs 614 s (another job on the second core);
 #: 150-159 s since ConeBarrier reuses its work arrays (2026-12-04).
 AUTO_CONE_BARRIER_MAX_TALL_COEFFICIENTS = 6000
+
+
+def _physical_memory() -> int | None:
+    """This machine's physical memory in bytes (POSIX ``sysconf``), ``None`` if unknown."""
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE")) * int(os.sysconf("SC_PHYS_PAGES"))
+    except (AttributeError, ValueError, OSError):  # e.g. Windows
+        return None
+
+
+#: Peak RSS of a coefficient-space :class:`ConeBarrier` solve per ``n x 2P`` cone entry
+#: (its ~10 float64 work arrays of that shape, the data and the ``P (d+1)`` square
+#: matrices): measured on uci_protein (45730 x 9, P = 500: 4.6e7 entries) at 5.0 GiB
+#: (2026-12-04, after three of its arrays were dropped; 6.2 GiB before).
+AUTO_CONE_BARRIER_BYTES_PER_ENTRY = 118
+#: The share of the machine's physical memory that ``"auto"`` lets those arrays take
+#: (8 GiB assumed where it is unknown).
+AUTO_CONE_BARRIER_MEMORY_FRACTION = 1.0 / 3.0
 #: ... and while its dense step arrays stay moderate: the ``n x P (d+1)`` factor ``T``
 #: (float32, sample space), the ``2P`` blocks of size ``(d+2)^2`` and the ``n x 2P`` cone
-#: arrays (several float64 copies each), in entries; beyond, ``"auto"`` keeps FISTA,
-#: whose memory is smaller (both are linear in ``n``). Peak RSS of the coefficient-space
-#: solves above (2 n P = 1e7 / 1.9e7 cone entries at 10000 / 19020 rows): 1.7 / 2.7 GiB,
-#: FISTA's 0.3 GiB at 10000 rows; 3.0 GiB at 19020 rows since its work arrays stay
-#: allocated for the whole solve (2026-12-04).
-AUTO_CONE_BARRIER_MAX_ENTRIES = {"factor": 60_000_000, "blocks": 10_000_000, "cone": 20_000_000}
+#: arrays, in entries; beyond, ``"auto"`` keeps FISTA, whose memory is smaller (both are
+#: linear in ``n``). The cone limit is a third of this machine's memory at
+#: :data:`AUTO_CONE_BARRIER_BYTES_PER_ENTRY` (8 GiB: 2.4e7 entries; 24 GiB: 7.3e7), fixed
+#: when convexnn is imported: where ConeBarrier fits it beats FISTA by hours. Peak RSS
+#: of the coefficient-space solves above (2 n P = 1e7 / 1.9e7 cone entries at 10000 /
+#: 19020 rows): 1.7 / 2.7 GiB, FISTA's 0.3 GiB at 10000 rows; 3.0 GiB at 19020 rows since
+#: its work arrays stay allocated for the whole solve (2026-12-04). On uci_protein (4.6e7
+#: entries) it certified 1e-3 in 362 s (85 steps, one thread).
+AUTO_CONE_BARRIER_MAX_ENTRIES = {
+    "factor": 60_000_000,
+    "blocks": 10_000_000,
+    "cone": int(AUTO_CONE_BARRIER_MEMORY_FRACTION * (_physical_memory() or 8 * 2**30)
+                / AUTO_CONE_BARRIER_BYTES_PER_ENTRY),
+}
 #: ... and only for tolerances it reaches reliably: below ~1e-8 relative its path can
 #: stall in rounding (seen: 2.4e-8 on a small logistic problem asked for 1e-9).
 AUTO_BARRIER_MIN_TOL = 1e-8

@@ -144,7 +144,7 @@ class _Context:
     w: np.ndarray
     Xa: np.ndarray
     Sd: np.ndarray
-    EdB: np.ndarray
+    Ed: np.ndarray  # (n, P) signs of E_k, shared by both blocks of pattern k
     Z2: "_RowProducts"
     forward: object
     adjoint: object
@@ -181,6 +181,30 @@ class _Column:
     products: tuple | None = None  # (F u, G u) of the current U, kept by the step
     step: float = 1.0  # length of the last step taken
     done: bool = False
+
+
+def _apply_signs(values: np.ndarray, Ed: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """``values`` (``(n, 2P)``: the ``v`` blocks, then the ``w`` blocks) times the signs
+    ``Ed`` (``(n, P)``) of each block's pattern, into ``out`` (which may be ``values``):
+    the ``n x 2P`` sign matrix is never formed."""
+    P = Ed.shape[1]
+    np.multiply(values[:, :P], Ed, out=out[:, :P])
+    np.multiply(values[:, P:], Ed, out=out[:, P:])
+    return out
+
+
+def _pair_products(lam, dlam, g, dg, step: float, rows: int = 256) -> float:
+    r""":math:`\sum (\lambda + a\, d\lambda) \circ (g + a\, dg)` over ``(n, m)`` arrays,
+    a band of ``rows`` rows at a time (no ``n x m`` temporaries). Not expanded into
+    :math:`\lambda^\top g + a(\ldots) + a^2 d\lambda^\top dg`: at the affine step the
+    linear terms cancel :math:`\lambda^\top g` (that is the predictor's equation), and
+    the expanded sum loses the small remainder the centring parameter is made of (seen:
+    a path stalled at 1.8e-7 where tol was 1e-7)."""
+    total = 0.0
+    for lo in range(0, lam.shape[0], rows):
+        band = slice(lo, lo + rows)
+        total += float(np.einsum("nb,nb->", lam[band] + step * dlam[band], g[band] + step * dg[band]))
+    return total
 
 
 def _on_all_blocks(values: np.ndarray, active: np.ndarray) -> np.ndarray:
@@ -390,7 +414,6 @@ class ConeBarrier(Solver):
 
         Sd = np.asarray(op.diagonals(), dtype=float)  # (n, P) diagonals of S_k
         Ed = 2.0 * np.asarray(op.masks, dtype=float) - 1.0  # (n, P) signs of E_k
-        EdB = np.concatenate([Ed, Ed], axis=1)  # (n, B): both blocks of a pattern share E_k
         # rows of X_a (x) X_a: X_a^T diag(d) X_a for every block is one product d^T Z2
         Z2 = _RowProducts(Xa)
 
@@ -409,7 +432,7 @@ class ConeBarrier(Solver):
             if fit:
                 diff = np.subtract(H[:, :P], H[:, P:], out=scratch.get("forward", (n, P)))
                 z = np.einsum("nk,nk->n", Sd, diff)
-            H *= EdB
+            _apply_signs(H, Ed, out=H)
             return z, H
 
         def adjoint(v):
@@ -420,7 +443,7 @@ class ConeBarrier(Solver):
         def centred(r):
             return r - w @ r
 
-        ctx = _Context(alpha, w, Xa, Sd, EdB, Z2, forward, adjoint, centred, P, scratch=scratch)
+        ctx = _Context(alpha, w, Xa, Sd, Ed, Z2, forward, adjoint, centred, P, scratch=scratch)
         if self.space_for(program) == "coefficients":
             # H = A^T W A - (A^T w)(A^T w)^T, A = [S_k X_a]_k: the data term of every step
             H = op.gated.block_gram(w, single=False, diagonals=op.diagonals)
@@ -470,7 +493,7 @@ class ConeBarrier(Solver):
             theta = w * rc  # loss gradient (sums to zero: the intercept is optimal)
             lam = _on_all_blocks(col.lam if col.lam is not None else col.mu / g[:, active], active)
             # || F_j^T theta - G_j^T lam_j ||, with the multiplier iterate
-            signed = np.multiply(EdB, lam, out=scratch.get("a", EdB.shape))
+            signed = _apply_signs(lam, Ed, out=scratch.get("a", (n, B)))
             worst = float(np.linalg.norm(adjoint(theta) - (Xa.T @ signed).T, axis=1).max(initial=0.0))
             # exact dual norms (the best cone multipliers for this theta) can only
             # help where the multiplier iterate's norm exceeds alpha: below it the
@@ -600,7 +623,7 @@ class ConeBarrier(Solver):
         docstring's system.
         """
         Xa, w, alpha, active = ctx.Xa, ctx.w, ctx.alpha, ctx.active
-        forward, adjoint, EdB = ctx.forward, ctx.adjoint, ctx.EdB
+        forward, adjoint, Ed = ctx.forward, ctx.adjoint, ctx.Ed
         U, t = col.U, col.t
         B, p = U.shape
         n = Xa.shape[0]
@@ -649,8 +672,7 @@ class ConeBarrier(Solver):
             tg /= ga
             # u rows: -(grad f - G^T lam - zbar) + G^T((target - lam g - corr)/g) + [W rs]_u
             #       = -grad f + zbar + G^T((target - corr)/g) + [W rs]_u
-            signed = (np.multiply(EdB, tg, out=scratch.get("a", EdB.shape)) if m == B
-                      else EdB * _on_all_blocks(tg, active))
+            signed = _apply_signs(_on_all_blocks(tg, active), Ed, out=scratch.get("a", (n, B)))
             RU = -gradf + (Xa.T @ signed).T
             if m < B:
                 RU[~active] = 0.0
@@ -682,16 +704,15 @@ class ConeBarrier(Solver):
         aff = direction(0.0, 0.0, 0.0, refine=False)
         a_aff = min(1.0, max_step(*aff))
         _, _, dx, dga, dlam, dz = aff
-        lam_aff = np.multiply(dlam, a_aff, out=scratch.get("a", lam.shape))
-        lam_aff += lam
-        g_aff = np.multiply(dga, a_aff, out=scratch.get("b", ga.shape))
-        g_aff += ga
-        comp_aff = float(np.einsum("nb,nb->", lam_aff, g_aff)) + float(
+        # the second-order term of the cone pairs, dlam dg. Without correctors it goes
+        # into the array the corrector's direction divides in place, (target - corr) / g
+        # (one n x 2P array fewer: the cone arrays bound the problems ConeBarrier takes)
+        corr_g = np.multiply(dlam, dga, out=scratch.get("tg" if self.correctors == 0 else "corr", lam.shape))
+        comp_aff = _pair_products(lam, dlam, ga, dga, a_aff) + float(
             np.einsum("mq,mq->", x + a_aff * dx, zs + a_aff * dz))
         sigma = min(1.0, (comp_aff / max(comp, 1e-300)) ** 3)
         corr_s = _jprod(_bmv(Winv, dz), _bmv(W, dx))
         target = sigma * mu
-        corr_g = np.multiply(dlam, dga, out=scratch.get("corr", lam.shape))
         # the predictor's arrays are spent: the corrector reuses its slot
         slot = "0"
         best = direction(target, corr_g, corr_s, slot=slot)
