@@ -395,3 +395,27 @@ def test_scratch_arrays_are_reused_by_name_and_shape():
     single = scratch.get("d", (2, 2), np.float32)
     assert single.dtype == np.float32
     assert scratch.get("d", (2, 2)).dtype == np.float64  # another dtype: new storage
+
+
+def test_signs_and_affine_complementarity_match_their_dense_forms():
+    """The per-half sign products (no n x 2P sign matrix) and the banded affine
+    complementarity equal the dense expressions they replace, including where the
+    expanded sum would cancel (the predictor's dg, dlam with lam dg + g dlam = -lam g)."""
+    from convexnn.solvers.cone_barrier import _apply_signs, _pair_products
+
+    rng = np.random.default_rng(3)
+    n, P = 601, 7  # more rows than one band, and a partial last band
+    Ed = np.where(rng.random((n, P)) < 0.5, -1.0, 1.0)
+    values = rng.standard_normal((n, 2 * P))
+    expected = values * np.concatenate([Ed, Ed], axis=1)
+    np.testing.assert_array_equal(_apply_signs(values, Ed, out=np.empty_like(values)), expected)
+    assert np.shares_memory(_apply_signs(values, Ed, out=values), values)  # in place
+    np.testing.assert_array_equal(values, expected)
+
+    lam, g = rng.random((n, 2 * P)) + 0.1, rng.random((n, 2 * P)) + 0.1
+    dg = rng.standard_normal((n, 2 * P))
+    dlam = -lam - lam * dg / g  # the predictor: (lam + dlam)(g + dg) = dlam dg
+    for a in (0.3, 1.0):
+        direct = float(np.sum((lam + a * dlam) * (g + a * dg)))
+        assert _pair_products(lam, dlam, g, dg, a) == pytest.approx(direct, rel=1e-12)
+    assert _pair_products(lam, dlam, g, dg, 1.0, rows=64) == pytest.approx(float(np.sum(dlam * dg)), rel=1e-12)
