@@ -326,3 +326,20 @@ def test_warm_start_is_never_worse_than_cold():
     assert again.history.primal[-1] <= cold.history.primal[-1] + 1e-15
     cert = certify(program, again.coef, again.intercept, again.dual_points, activation="gated_relu", tol=1e-6)
     assert cert.relative_gap <= 1e-6
+
+
+def test_auto_cone_limit_is_a_share_of_physical_memory():
+    """``"auto"``'s limit on ConeBarrier's n x 2P arrays follows the machine's memory:
+    a third of it at the measured bytes per entry (8 GiB assumed where unknown)."""
+    from convexnn.solvers import (
+        AUTO_CONE_BARRIER_BYTES_PER_ENTRY,
+        AUTO_CONE_BARRIER_MEMORY_FRACTION,
+        _physical_memory,
+    )
+
+    memory = _physical_memory()
+    assert memory is None or memory > 2**28  # a real machine has more than 256 MiB
+    expected = int(AUTO_CONE_BARRIER_MEMORY_FRACTION * (memory or 8 * 2**30) / AUTO_CONE_BARRIER_BYTES_PER_ENTRY)
+    assert AUTO_CONE_BARRIER_MAX_ENTRIES["cone"] == expected
+    # at 8 GiB it keeps the fixed limit the measurements of 2026-12-04 were made under
+    assert 1.5e7 <= int(AUTO_CONE_BARRIER_MEMORY_FRACTION * 8 * 2**30 / AUTO_CONE_BARRIER_BYTES_PER_ENTRY) <= 3e7
