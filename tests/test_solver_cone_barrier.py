@@ -114,7 +114,7 @@ def test_both_spaces_take_the_same_early_path_on_tall_data():
     gap for 25 steps, the coefficient-space one for 10, before both certify 1e-7.)"""
     program = make_program("reg2", "relu", 4)
     a = ConeBarrier(space="samples", single_precision=False).solve(program, tol=1e-7, max_iter=200)
-    b = ConeBarrier(space="coefficients").solve(program, tol=1e-7, max_iter=200)
+    b = ConeBarrier(space="coefficients", single_precision=False).solve(program, tol=1e-7, max_iter=200)
     np.testing.assert_allclose(a.history.primal[:5], b.history.primal[:5], rtol=1e-8)
     assert max(a.history.relative_gap[-1], b.history.relative_gap[-1]) <= 1e-7
     J = [program_J(program, s.coef, s.intercept) for s in (a, b)]
@@ -419,3 +419,30 @@ def test_signs_and_affine_complementarity_match_their_dense_forms():
         direct = float(np.sum((lam + a * dlam) * (g + a * dg)))
         assert _pair_products(lam, dlam, g, dg, a) == pytest.approx(direct, rel=1e-12)
     assert _pair_products(lam, dlam, g, dg, 1.0, rows=64) == pytest.approx(float(np.sum(dlam * dg)), rel=1e-12)
+
+
+def test_coefficient_space_float32_factor_is_used_and_refined_to_the_same_optimum(monkeypatch):
+    """The coefficient space factors its matrix in float32 while the gap is far from tol
+    (each solve refined against the float64 matrix) and in float64 after: the float32
+    factorizations really happen (the first steps are short in any precision, which must
+    not switch them off), and both precisions certify Clarabel's optimum."""
+    import convexnn.solvers.cone_barrier as cb
+
+    dtypes = []
+    real = cb.cho_factor
+
+    def counting(a, *args, **kwargs):
+        dtypes.append(a.dtype)
+        return real(a, *args, **kwargs)
+
+    monkeypatch.setattr(cb, "cho_factor", counting)
+    program = make_program("reg1", "relu", 2)
+    p_star, _ = reference_optimum(program)
+    single = ConeBarrier(space="coefficients").solve(program, tol=1e-6, max_iter=300)
+    used = list(dtypes)
+    dtypes.clear()
+    double = ConeBarrier(space="coefficients", single_precision=False).solve(program, tol=1e-6, max_iter=300)
+    assert used.count(np.float32) >= 3 and np.float64 in used  # float32 early, float64 late
+    assert set(dtypes) == {np.dtype(np.float64)}
+    for sol in (single, double):
+        _check(program, sol, p_star, tol=1e-6)

@@ -124,11 +124,20 @@ MU0_FRACTION = 0.3
 #: issue 3 and on four other ReLU programs (tol 1e-3 and 1e-5), 1-4 % less time
 SINGLE_UNTIL = 10.0
 
+#: ... and in coefficient space (its float32 factor, refined) while the relative gap is
+#: also above this: closer, float32 steps could stall (seen on small programs asked for
+#: 1e-7: gaps stuck at 1e-6 - 6e-6 for hundreds of steps)
+SINGLE_FLOOR = 1e-4
+
 #: patterns per chunk of the float64 product K = T T^T (module docstring)
 K_CHUNK = 64
 
 #: patterns per band of rows of the coefficient-space matrix L^T H L
 LHL_CHUNK = 16
+
+#: refinements of each coefficient-space solve with the float32 factor against the
+#: float64 matrix (each a product with the ``P p`` square H)
+REFINEMENTS = 2
 
 #: once the gap is within this many ``tol``, each step's best point is also pruned
 #: (:func:`~convexnn.solvers.base.prune_blocks`, ~20 objective evaluations, a few percent
@@ -155,6 +164,7 @@ class _Context:
     Sd32: np.ndarray | None = None
     # coefficient space: the centred weighted Gram matrix H = A^T C^T W C A, (P p, P p)
     H: np.ndarray | None = None
+    H32: np.ndarray | None = None  # its float32 copy (the float32 steps' factorizations)
     # the step's work arrays: n x 2P ones, the coefficient space's m x m matrices, and
     # the factor T of K (n x P (d+1), or a chunk of it; 6.5 -> 5.1 ms per product at the
     # issue-3 goal-2 size when reused, measured alone)
@@ -293,8 +303,13 @@ class ConeBarrier(Solver):
         float32, and refine each solve once with the exact float64 products, while the
         gap is above ``10 * tol`` (``SINGLE_UNTIL``); float64 after that, and from the
         first float32 step that fails or moves less than 1 % of the way. Only the steps are affected,
-        never the iterates' feasibility or the certificate. Sample space only: the
-        coefficient space factors its matrix in float64.
+        never the iterates' feasibility or the certificate. In coefficient space, the
+        ``P (d+1)`` square matrix is formed and factored in float32 instead (half the
+        time of its Cholesky: 0.44 against 0.87 s at 5000 coefficients) while the gap is
+        above ``10 * tol`` and above 1e-4 (``SINGLE_FLOOR``), each solve refined twice
+        against the float64 matrix, and a step whose refinement does not converge is
+        retried in float64 (as are all later ones). Measured (2026-12-04, one thread,
+        the other core busy): pmlb_magic at tol 1e-3 133 s (54 steps) against 155 s (53).
     correctors : int, default=0
         Gondzio centrality correctors per step, on the pairs ``(lam_i, g_i)`` of the
         polyhedral cone constraints (each one more solve with the step's factorization,
@@ -453,6 +468,8 @@ class ConeBarrier(Solver):
             del H
         if self.single_precision:
             ctx.Xa32, ctx.Sd32 = Xa.astype(np.float32), Sd.astype(np.float32)
+            if ctx.H is not None:
+                ctx.H32 = ctx.H.astype(np.float32)
 
         # -- start: v_k = w_k at the analytic centre of cone k (F u = 0) ---------------------
         gates = np.asarray(op.gated.gates, dtype=float)  # (p, P)
@@ -571,13 +588,17 @@ class ConeBarrier(Solver):
                     continue
                 # float32 products while far from the tolerance (and while they work);
                 # float64 for the last steps, whose directions must match the gap asked for
+                until = SINGLE_UNTIL * tol if ctx.H is None else max(SINGLE_UNTIL * tol, SINGLE_FLOOR)
                 single = (self.single_precision and not col.exact
-                          and col.primal - col.dual > SINGLE_UNTIL * tol * abs(col.primal))
+                          and col.primal - col.dual > until * abs(col.primal))
                 moved = self._safe_step(col, ctx, Y[:, col.j], single)
                 if not moved and single:  # float32 rounding (N indefinite, or no progress)
                     col.exact = True
                     moved = self._safe_step(col, ctx, Y[:, col.j], False)
-                elif single and col.step < 0.01:  # a float32 direction that barely moves
+                elif single and col.step < 0.01 and ctx.H is None:
+                    # a float32 sample-space direction that barely moves (its K's rounding;
+                    # the coefficient space's refined solves check themselves, and its
+                    # first steps are short in any precision)
                     col.exact = True
                 rel = (col.primal - col.dual) / max(abs(col.primal), 1e-300)
                 certify_column(col, refine=rel <= self.refine_from * tol or not moved, final=not moved)
@@ -656,7 +677,7 @@ class ConeBarrier(Solver):
         scratch = ctx.scratch
         D[:, :p, :p] += ctx.Z2.grams(np.divide(lam, ga, out=scratch.get("a", ga.shape)))
         solve = (self._factor(D, ctx, B, p, single=single) if ctx.H is None
-                 else self._factor_coefficients(D, ctx, B, p))
+                 else self._factor_coefficients(D, ctx, B, p, single=single))
         gradf = adjoint(theta)
 
         def direction(target, corr_g, corr_s, refine=True, slot="0"):
@@ -867,7 +888,7 @@ class ConeBarrier(Solver):
         return Dinv, Lk
 
     @staticmethod
-    def _factor_coefficients(D, ctx: "_Context", B: int, p: int):
+    def _factor_coefficients(D, ctx: "_Context", B: int, p: int, single: bool = False):
         r"""Factor :math:`D + \mathcal F^\top M \mathcal F` in coefficient space; return
         ``solve(RU, Rt) -> (dU, dt)``.
 
@@ -878,27 +899,35 @@ class ConeBarrier(Solver):
         [D_{w_k}^{-1}]_{uu} = L_k L_k^\top` and :math:`a_k = [D_{v_k}^{-1} r_{v_k}]_u -
         [D_{w_k}^{-1} r_{w_k}]_u`. Woodbury's identity gives :math:`s = a - L (I + L^\top H
         L)^{-1} L^\top H a`: one ``P p x P p`` matrix, at least the identity, factored per
-        step (float64), and no inverse of :math:`L` (zero for patterns left out).
+        step, and no inverse of :math:`L` (zero for patterns left out). With ``single``
+        it is formed and factored in float32 and every solve with it, unless
+        ``solve(..., refine=False)``, refined ``REFINEMENTS`` times against the float64
+        matrix (products with ``H``, :math:`O((Pp)^2)`); a refinement that does not
+        converge raises ``LinAlgError`` (:meth:`ConeBarrier._safe_step` then retries the
+        step in float64).
         """
         a_idx = np.flatnonzero(ctx.active)
         P, H = ctx.P, ctx.H
         m = P * p
         Dinv, Lk = ConeBarrier._block_inverses(D, a_idx, B, p, P)
+        dtype = np.float32 if single else np.float64
+        H_ = ctx.H32 if single else H
+        L_ = Lk.astype(dtype, copy=False)
         # L^T H L block by block: L_k^T on the row blocks of H (a contiguous view), then
         # L_l on the column blocks, a band of LHL_CHUNK patterns' rows at a time (the
         # band's intermediate stays in cache) and only the lower triangle, the one the
         # Cholesky reads; into arrays reused by every step (fresh m x m ones are mapped
         # and faulted in at every step: 0.3-0.6 s at m = 5500 on our machines)
         scratch = ctx.scratch
-        LHL = scratch.get("LHL", (m, m))
-        band = scratch.get("LtH", (min(P, LHL_CHUNK), p, m))
+        LHL = scratch.get("LHL" + np.dtype(dtype).char, (m, m), dtype)
+        band = scratch.get("LtH" + np.dtype(dtype).char, (min(P, LHL_CHUNK), p, m), dtype)
         for k0 in range(0, P, LHL_CHUNK):
             k1 = min(P, k0 + LHL_CHUNK)
             rows = slice(k0 * p, k1 * p)
-            LtH = np.matmul(Lk[k0:k1].transpose(0, 2, 1), H[rows].reshape(k1 - k0, p, m),
+            LtH = np.matmul(L_[k0:k1].transpose(0, 2, 1), H_[rows].reshape(k1 - k0, p, m),
                             out=band[: k1 - k0])
             LtH = LtH.reshape((k1 - k0) * p, m)[:, : k1 * p].reshape(-1, k1, p)
-            np.einsum("ilb,lbc->ilc", LtH, Lk[:k1], optimize=True,
+            np.einsum("ilb,lbc->ilc", LtH, L_[:k1], optimize=True,
                       out=LHL[rows, : k1 * p].reshape(-1, k1, p))
         LHL[np.diag_indices_from(LHL)] += 1.0
         # LAPACK factors Fortran-ordered arrays in place: the transpose is one, and its
@@ -906,12 +935,30 @@ class ConeBarrier(Solver):
         # copied first: 1.28 -> 1.14 s per factorization at m = 5500)
         factor = cho_factor(LHL.T, lower=False, check_finite=False, overwrite_a=True)
 
-        def solve(RU, Rt, refine=True):  # exact in float64: no refinement
+        def middle(rhs, refine):
+            r""":math:`(I + L^\top H L)^{-1}` rhs, float64 in and out."""
+            if not single:
+                return cho_solve(factor, rhs, check_finite=False)
+            y = cho_solve(factor, rhs.astype(np.float32), check_finite=False).astype(np.float64)
+            sizes = []
+            for _ in range(REFINEMENTS if refine else 0):
+                LHLy = np.einsum("kba,kb->ka", Lk, (H @ _bmv(Lk, y.reshape(P, p)).reshape(m)).reshape(P, p))
+                correction = cho_solve(factor, (rhs - y - LHLy.reshape(m)).astype(np.float32),
+                                       check_finite=False)
+                y += correction
+                sizes.append(float(np.linalg.norm(correction)))
+            if sizes and (sizes[-1] > 1e-4 * np.linalg.norm(y) or (len(sizes) > 1 and sizes[-1] > 0.5 * sizes[0])):
+                # the float32 factor is too far off for the refinement to converge: the
+                # step is retried in float64 (ConeBarrier._safe_step), and so are the next
+                raise LinAlgError("float32 refinement did not converge")
+            return y
+
+        def solve(RU, Rt, refine=True):
             r = np.concatenate([RU, Rt[:, None]], axis=1)
             ar = _bmv(Dinv, r)
             a = ar[:P, :p] - ar[P:, :p]  # (P, p)
             Ha = (H @ a.reshape(m)).reshape(P, p)
-            y = cho_solve(factor, np.einsum("kba,kb->ka", Lk, Ha).reshape(m), check_finite=False)
+            y = middle(np.einsum("kba,kb->ka", Lk, Ha).reshape(m), refine)
             s = a - _bmv(Lk, y.reshape(P, p))
             g = (H @ s.reshape(m)).reshape(P, p)
             x = ar
