@@ -33,6 +33,7 @@ __all__ = [
     "AUTO_CONE_BARRIER_MAX_TALL_COEFFICIENTS",
     "AUTO_CONE_BARRIER_MAX_ENTRIES",
     "AUTO_CONE_BARRIER_BYTES_PER_ENTRY",
+    "AUTO_CONE_BARRIER_BYTES_PER_SQUARE",
     "AUTO_CONE_BARRIER_MEMORY_FRACTION",
     "SOLVERS",
 ]
@@ -117,24 +118,28 @@ def _physical_memory() -> int | None:
         return None
 
 
-#: Peak RSS of a coefficient-space :class:`ConeBarrier` solve per ``n x 2P`` cone entry
-#: (its ~10 float64 work arrays of that shape, the data and the ``P (d+1)`` square
-#: matrices): measured on uci_protein (45730 x 9, P = 500: 4.6e7 entries) at 5.0 GiB
-#: (2026-12-04, after three of its arrays were dropped; 6.2 GiB before).
-AUTO_CONE_BARRIER_BYTES_PER_ENTRY = 118
+#: Peak RSS of a coefficient-space :class:`ConeBarrier` solve, in bytes per ``n x 2P``
+#: cone entry (its ~10 float64 work arrays of that shape and the data), on top of
+#: ``AUTO_CONE_BARRIER_BYTES_PER_SQUARE`` per entry of its ``P (d+1)`` square matrices
+#: (``H`` and ``I + L^T H L``, float64 and float32). Measured 2026-12-04: pmlb_magic
+#: (19020 x 10, P = 500: 1.9e7 cone entries, 5500 coefficients) 2.82 GiB, uci_protein
+#: (45730 x 9: 4.6e7, 5000 coefficients) 6.2 GiB before three of its n x 2P arrays were
+#: dropped (8e17d24).
+AUTO_CONE_BARRIER_BYTES_PER_ENTRY = 125
+AUTO_CONE_BARRIER_BYTES_PER_SQUARE = 24
 #: The share of the machine's physical memory that ``"auto"`` lets those arrays take
 #: (8 GiB assumed where it is unknown).
 AUTO_CONE_BARRIER_MEMORY_FRACTION = 1.0 / 3.0
 #: ... and while its dense step arrays stay moderate: the ``n x P (d+1)`` factor ``T``
 #: (float32, sample space), the ``2P`` blocks of size ``(d+2)^2`` and the ``n x 2P`` cone
-#: arrays, in entries; beyond, ``"auto"`` keeps FISTA, whose memory is smaller (both are
-#: linear in ``n``). The cone limit is a third of this machine's memory at
-#: :data:`AUTO_CONE_BARRIER_BYTES_PER_ENTRY` (8 GiB: 2.4e7 entries; 24 GiB: 7.3e7), fixed
-#: when convexnn is imported: where ConeBarrier fits it beats FISTA by hours. Peak RSS
-#: of the coefficient-space solves above (2 n P = 1e7 / 1.9e7 cone entries at 10000 /
-#: 19020 rows): 1.7 / 2.7 GiB, FISTA's 0.3 GiB at 10000 rows; 3.0 GiB at 19020 rows since
-#: its work arrays stay allocated for the whole solve (2026-12-04). On uci_protein (4.6e7
-#: entries) it certified 1e-3 in 362 s (85 steps, one thread).
+#: arrays (with the square matrices counted in cone entries of the same bytes), in
+#: entries; beyond, ``"auto"`` keeps FISTA, whose memory is smaller (both are linear in
+#: ``n``). The cone limit is a third of this machine's memory at
+#: :data:`AUTO_CONE_BARRIER_BYTES_PER_ENTRY` (8 GiB: 2.3e7 entries; 24 GiB: 6.9e7), fixed
+#: when convexnn is imported: where ConeBarrier fits it is much faster than FISTA (magic:
+#: 133 s against 256 s; protein: 393 s at a34f495, 84 steps). Peak RSS of the coefficient-space solves
+#: above at 10000 / 19020 rows (1e7 / 1.9e7 cone entries): 1.7 / 2.7 GiB, FISTA's 0.3 GiB
+#: at 10000 rows (2026-12-03).
 AUTO_CONE_BARRIER_MAX_ENTRIES = {
     "factor": 60_000_000,
     "blocks": 10_000_000,
@@ -180,7 +185,9 @@ def make_solver(spec, cone: bool | None = None, program=None, tol: float | None 
             samples = n <= AUTO_CONE_BARRIER_MAX_SAMPLES and n * P * p <= limits["factor"]
             most = (AUTO_CONE_BARRIER_MAX_TALL_COEFFICIENTS if n >= P * p
                     else AUTO_CONE_BARRIER_MAX_COEFFICIENTS)
-            coefficients = P * p <= most and 2 * n * P <= limits["cone"]
+            # its n x 2P cone arrays and P p square matrices, in cone entries of memory
+            footprint = 2 * n * P + (P * p) ** 2 * AUTO_CONE_BARRIER_BYTES_PER_SQUARE / AUTO_CONE_BARRIER_BYTES_PER_ENTRY
+            coefficients = P * p <= most and footprint <= limits["cone"]
             cone = ConeBarrier(max_samples=AUTO_CONE_BARRIER_MAX_SAMPLES if samples else 0,
                                max_coefficients=most if coefficients else 0)
             if (2 * P * (p + 1) ** 2 <= limits["blocks"] and (samples or coefficients)
