@@ -123,8 +123,8 @@ def _physical_memory() -> int | None:
 #: ``AUTO_CONE_BARRIER_BYTES_PER_SQUARE`` per entry of its ``P (d+1)`` square matrices
 #: (``H`` and ``I + L^T H L``, float64 and float32). Measured 2026-12-04: pmlb_magic
 #: (19020 x 10, P = 500: 1.9e7 cone entries, 5500 coefficients) 2.82 GiB, uci_protein
-#: (45730 x 9: 4.6e7, 5000 coefficients) 6.2 GiB before three of its n x 2P arrays were
-#: dropped (8e17d24).
+#: (45730 x 9: 4.6e7, 5000 coefficients) 5.17 GiB in float64 (a34f495; 6.2 GiB before
+#: three of its n x 2P arrays were dropped): 113 bytes per cone entry beyond the squares.
 AUTO_CONE_BARRIER_BYTES_PER_ENTRY = 125
 AUTO_CONE_BARRIER_BYTES_PER_SQUARE = 24
 #: The share of the machine's physical memory that ``"auto"`` lets those arrays take
@@ -137,7 +137,8 @@ AUTO_CONE_BARRIER_MEMORY_FRACTION = 1.0 / 3.0
 #: ``n``). The cone limit is a third of this machine's memory at
 #: :data:`AUTO_CONE_BARRIER_BYTES_PER_ENTRY` (8 GiB: 2.3e7 entries; 24 GiB: 6.9e7), fixed
 #: when convexnn is imported: where ConeBarrier fits it is much faster than FISTA (magic:
-#: 133 s against 256 s; protein: 393 s at a34f495, 84 steps). Peak RSS of the coefficient-space solves
+#: 133 s against 256 s; protein: 393 s at a34f495, 84 steps, where pyscnn's augmented
+#: Lagrangian took 5737 s for its 1000 iterations). Peak RSS of the coefficient-space solves
 #: above at 10000 / 19020 rows (1e7 / 1.9e7 cone entries): 1.7 / 2.7 GiB, FISTA's 0.3 GiB
 #: at 10000 rows (2026-12-03).
 AUTO_CONE_BARRIER_MAX_ENTRIES = {
